@@ -1,0 +1,3 @@
+from rlspoof.cli import main
+
+main()

@@ -1,0 +1,265 @@
+"""The manifest: one row per utterance, the currency every part of rlspoof trades in.
+
+Corpus adapters produce manifests, datasets consume them, evaluation groups scores by their
+columns (attack, source, split). A manifest is a CSV or JSONL file; relative audio paths are
+resolved against the manifest's own folder so a corpus folder can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from rlspoof.errors import DataError
+
+BONAFIDE = "bonafide"
+SPOOF = "spoof"
+#: Action / class order of every policy head: index 0 is bonafide, index 1 is spoof.
+LABELS: tuple[str, str] = (BONAFIDE, SPOOF)
+LABEL2ID = {label: i for i, label in enumerate(LABELS)}
+
+# Spellings seen in public corpora's metadata (In-the-Wild writes "bona-fide", Fake-or-Real
+# uses "real"/"fake", ...). Anything else is an error rather than a guess.
+_LABEL_SYNONYMS = {
+    "bonafide": BONAFIDE,
+    "bona-fide": BONAFIDE,
+    "bona_fide": BONAFIDE,
+    "bona fide": BONAFIDE,
+    "genuine": BONAFIDE,
+    "real": BONAFIDE,
+    "spoof": SPOOF,
+    "spoofed": SPOOF,
+    "fake": SPOOF,
+    "deepfake": SPOOF,
+}
+
+#: Value written where a field is unknown or does not apply (ASVspoof protocols use "-").
+UNKNOWN = "-"
+
+
+def normalize_label(raw: str, path: str | Path | None = None, line: int | None = None) -> str:
+    """Map a corpus's label spelling onto ``bonafide`` / ``spoof``; raise naming file and line."""
+    key = str(raw).strip().lower()
+    if key in _LABEL_SYNONYMS:
+        return _LABEL_SYNONYMS[key]
+    valid = ", ".join(sorted(_LABEL_SYNONYMS))
+    raise DataError(f"unknown label {raw!r} (expected one of: {valid})", path, line)
+
+
+@dataclass
+class ManifestRow:
+    """One utterance. ``path`` is absolute or relative to the manifest's folder."""
+
+    utt_id: str
+    path: str
+    label: str
+    attack: str = UNKNOWN
+    speaker: str = UNKNOWN
+    source: str = UNKNOWN
+    split: str = UNKNOWN
+    language: str = UNKNOWN
+    domain: str = UNKNOWN
+    duration: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.label not in LABEL2ID:
+            self.label = normalize_label(self.label)
+
+    @property
+    def label_id(self) -> int:
+        return LABEL2ID[self.label]
+
+
+CORE_COLUMNS = [f.name for f in fields(ManifestRow) if f.name != "extra"]
+REQUIRED_COLUMNS = ("utt_id", "path", "label")
+
+
+class Manifest(Sequence[ManifestRow]):
+    """An ordered list of rows plus the folder that relative paths are resolved against."""
+
+    def __init__(self, rows: Iterable[ManifestRow], root: str | Path | None = None,
+                 origin: str | Path | None = None):
+        self.rows = list(rows)
+        self.root = Path(root) if root is not None else Path.cwd()
+        self.origin = str(origin) if origin is not None else None
+        self._check_unique_ids()
+
+    def _check_unique_ids(self) -> None:
+        seen: dict[str, int] = {}
+        for i, row in enumerate(self.rows):
+            if row.utt_id in seen:
+                raise DataError(
+                    f"duplicate utt_id {row.utt_id!r} (rows {seen[row.utt_id] + 1} and {i + 1})",
+                    self.origin,
+                )
+            seen[row.utt_id] = i
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return Manifest(self.rows[index], self.root, self.origin)
+        return self.rows[index]
+
+    def audio_path(self, row: ManifestRow) -> Path:
+        path = Path(row.path)
+        return path if path.is_absolute() else self.root / path
+
+    def filter(self, **conditions: str | Sequence[str]) -> Manifest:
+        """Rows whose columns match, e.g. ``filter(split="train", label="spoof")``.
+
+        A sequence value matches any of its members.
+        """
+        def matches(row: ManifestRow) -> bool:
+            for key, wanted in conditions.items():
+                value = getattr(row, key) if hasattr(row, key) else row.extra.get(key)
+                allowed = {wanted} if isinstance(wanted, str) else set(wanted)
+                if value not in allowed:
+                    return False
+            return True
+
+        return Manifest([r for r in self.rows if matches(r)], self.root, self.origin)
+
+    def counts(self, *by: str) -> Counter:
+        """Row counts keyed by the tuple of the given columns."""
+        return Counter(tuple(getattr(r, b) for b in by) for r in self.rows)
+
+
+# --- reading and writing -------------------------------------------------------------------
+
+
+def _row_from_record(record: dict[str, str], path: Path, line: int) -> ManifestRow:
+    missing = [c for c in REQUIRED_COLUMNS if not str(record.get(c) or "").strip()]
+    if missing:
+        raise DataError(f"missing value for required column(s) {', '.join(missing)}", path, line)
+    core = {}
+    extra = {}
+    for key, value in record.items():
+        if key is None:  # csv.DictReader puts surplus cells under None
+            raise DataError("row has more cells than the header has columns", path, line)
+        if key in CORE_COLUMNS:
+            core[key] = value
+        elif value not in (None, ""):
+            extra[key] = str(value)
+    core["label"] = normalize_label(core["label"], path, line)
+    duration = core.pop("duration", None)
+    for key in list(core):
+        if core[key] in (None, ""):
+            del core[key]  # fall back to the dataclass default
+        else:
+            core[key] = str(core[key]).strip()
+    if duration not in (None, "", UNKNOWN):
+        try:
+            core["duration"] = float(duration)
+        except ValueError:
+            raise DataError(f"duration {duration!r} is not a number", path, line) from None
+    return ManifestRow(**core, extra=extra)
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Read a manifest from ``.csv`` or ``.jsonl``; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("manifest file does not exist", path)
+    rows: list[ManifestRow] = []
+    suffix = path.suffix.lower()
+    with path.open(newline="", encoding="utf-8") as handle:
+        if suffix == ".jsonl":
+            for line_no, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    record = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"invalid JSON: {exc.msg}", path, line_no) from None
+                if not isinstance(record, dict):
+                    raise DataError("each JSONL line must be an object", path, line_no)
+                rows.append(_row_from_record(record, path, line_no))
+        elif suffix in (".csv", ".tsv"):
+            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+            header = reader.fieldnames or []
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise DataError(
+                    f"header lacks required column(s) {', '.join(missing)}; found {header}", path, 1
+                )
+            for record in reader:
+                rows.append(_row_from_record(record, path, reader.line_num))
+        else:
+            raise DataError("manifest must end in .csv, .tsv or .jsonl", path)
+    return Manifest(rows, root=path.parent, origin=path)
+
+
+def _record(row: ManifestRow) -> dict[str, object]:
+    record = asdict(row)
+    extra = record.pop("extra")
+    if record["duration"] is not None:
+        record["duration"] = round(record["duration"], 4)
+    record.update(extra)
+    return record
+
+
+def write_manifest(manifest: Manifest | Iterable[ManifestRow], path: str | Path) -> Path:
+    """Write CSV or JSONL (by extension). Paths are written as stored in the rows."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records = [_record(r) for r in manifest]
+    extra_cols = sorted({k for r in records for k in r} - set(CORE_COLUMNS))
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        if path.suffix.lower() == ".jsonl":
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            writer = csv.DictWriter(handle, fieldnames=CORE_COLUMNS + extra_cols)
+            writer.writeheader()
+            for record in records:
+                writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
+    tmp.replace(path)  # atomic: a reader never sees half a manifest
+    return path
+
+
+def relocate(manifest: Manifest, new_root: str | Path) -> Manifest:
+    """Rewrite row paths relative to ``new_root`` (used before writing a manifest elsewhere)."""
+    new_root = Path(new_root).resolve()
+    rows = []
+    for row in manifest:
+        absolute = manifest.audio_path(row).resolve()
+        try:
+            rel = absolute.relative_to(new_root)
+            new_path = rel.as_posix()
+        except ValueError:
+            new_path = str(absolute)
+        rows.append(ManifestRow(**{**asdict(row), "path": new_path}))
+    return Manifest(rows, new_root, manifest.origin)
+
+
+def summarize(manifest: Manifest) -> list[dict[str, object]]:
+    """Counts per (split, attack): the table `rlspoof data` commands print and JSON consumers read.
+
+    Bonafide rows form their own line per split (attack ``-``); hours are ``None`` when the
+    manifest does not record durations.
+    """
+    groups: dict[tuple[str, str], list[ManifestRow]] = {}
+    for row in manifest:
+        groups.setdefault((row.split, row.attack if row.label == SPOOF else UNKNOWN), []).append(row)
+    table = []
+    split_order = {split: i for i, split in enumerate(dict.fromkeys(r.split for r in manifest))}
+    ordered = sorted(groups.items(), key=lambda kv: (split_order[kv[0][0]], kv[0][1] != UNKNOWN, kv[0][1]))
+    for (split, attack), rows in ordered:
+        durations = [r.duration for r in rows]
+        table.append({
+            "split": split,
+            "attack": attack,
+            "bonafide": sum(r.label == BONAFIDE for r in rows),
+            "spoof": sum(r.label == SPOOF for r in rows),
+            "speakers": len({r.speaker for r in rows} - {UNKNOWN}),
+            "hours": None if None in durations else round(sum(durations) / 3600, 3),
+        })
+    return table

@@ -1,0 +1,15 @@
+"""Shared fixtures: the tiny built-in corpus is built once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlspoof.data.synth.corpus import build_corpus
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """(folder, manifest) of the tiny synthetic corpus, seed 7, built with 2 workers."""
+    out = tmp_path_factory.mktemp("tiny_corpus")
+    manifest = build_corpus(out, size="tiny", seed=7, n_jobs=2)
+    return out, manifest

@@ -1,0 +1,157 @@
+"""The built-in corpus: determinism, split hygiene, counts, audio validity, attack behaviour."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rlspoof.data.audio import load_audio
+from rlspoof.data.manifest import BONAFIDE, SPOOF, read_manifest
+from rlspoof.data.synth.attacks import ATTACKS, AttackContext
+from rlspoof.data.synth.corpus import (
+    SEEN_ATTACKS,
+    SIZES,
+    UNSEEN_ATTACKS,
+    UtteranceJob,
+    build_corpus,
+    split_specs,
+    synthesize,
+)
+from rlspoof.data.synth.voice import (
+    SAMPLE_RATE,
+    apply_channel,
+    make_channel,
+    render,
+    sample_script,
+    sample_speaker,
+)
+
+
+def _audio(folder, manifest):
+    return {r.utt_id: load_audio(folder / r.path) for r in manifest}
+
+
+def test_same_seed_same_corpus_whatever_the_worker_count(tiny_corpus, tmp_path):
+    folder, manifest = tiny_corpus
+    again = build_corpus(tmp_path / "again", size="tiny", seed=7, n_jobs=1)
+    assert [r.utt_id for r in again] == [r.utt_id for r in manifest]
+    assert [(r.label, r.attack, r.speaker, r.split) for r in again] == [
+        (r.label, r.attack, r.speaker, r.split) for r in manifest
+    ]
+    first, second = _audio(folder, manifest), _audio(tmp_path / "again", again)
+    for utt_id, wave in first.items():
+        np.testing.assert_array_equal(wave, second[utt_id])
+
+
+def test_different_seed_different_audio(tiny_corpus):
+    job = dict(split="train", index=0, speaker_index=0, speaker_id="SPK_0000", label=SPOOF,
+               attack="lpc_vocoder", duration_range=(1.0, 1.2), channel_shift=False, out_path="-")
+    a, _ = synthesize(UtteranceJob(seed=1, **job))
+    b, _ = synthesize(UtteranceJob(seed=2, **job))
+    assert a.shape != b.shape or not np.allclose(a, b)
+
+
+def test_counts_follow_the_size_spec(tiny_corpus):
+    _, manifest = tiny_corpus
+    for spec in split_specs(SIZES["tiny"]):
+        part = manifest.filter(split=spec.name)
+        assert len(part.filter(label=BONAFIDE)) == spec.n_bonafide
+        for attack in spec.attacks:
+            assert len(part.filter(attack=attack)) == spec.n_spoof_per_attack
+        assert {r.attack for r in part.filter(label=SPOOF)} == set(spec.attacks)
+        assert {r.domain for r in part} == {spec.domain}
+
+
+def test_speakers_disjoint_between_train_dev_and_eval(tiny_corpus):
+    _, manifest = tiny_corpus
+    speakers = {s: {r.speaker for r in manifest.filter(split=s)} for s in
+                ("train", "dev", "eval", "eval_unseen_attack", "eval_channel")}
+    assert not speakers["train"] & speakers["dev"]
+    evaluation = speakers["eval"] | speakers["eval_unseen_attack"] | speakers["eval_channel"]
+    assert not evaluation & (speakers["train"] | speakers["dev"])
+
+
+def test_seen_and_unseen_families_are_disjoint(tiny_corpus):
+    _, manifest = tiny_corpus
+    assert not set(SEEN_ATTACKS) & set(UNSEEN_ATTACKS)
+    trained_on = {r.attack for r in manifest.filter(split=["train", "dev"], label=SPOOF)}
+    assert trained_on == set(SEEN_ATTACKS)
+    assert not trained_on & {r.attack for r in manifest.filter(split="eval_unseen_attack", label=SPOOF)}
+    assert {r.extra["channel"] for r in manifest.filter(split="eval_channel")} <= {"telephone", "noise"}
+    assert len(ATTACKS) >= 6
+
+
+def test_audio_is_valid_and_level_is_no_cue(tiny_corpus):
+    folder, manifest = tiny_corpus
+    lo, hi = SIZES["tiny"].duration
+    levels = {BONAFIDE: [], SPOOF: []}
+    for row in manifest:
+        wave = load_audio(folder / row.path, allow_resample=False)  # raises if NaN/silent/wrong rate
+        assert lo - 0.05 <= len(wave) / SAMPLE_RATE <= hi + 0.5
+        assert np.max(np.abs(wave)) < 1.0
+        levels[row.label].append(20 * np.log10(np.sqrt(np.mean(wave**2))))
+    # Both classes share one loudness distribution (drawn from -32..-20 dBFS).
+    assert abs(np.mean(levels[BONAFIDE]) - np.mean(levels[SPOOF])) < 3.0
+
+
+def test_manifests_and_card_on_disk(tiny_corpus):
+    folder, manifest = tiny_corpus
+    assert len(read_manifest(folder / "manifest.csv")) == len(manifest)
+    for split in {r.split for r in manifest}:
+        assert len(read_manifest(folder / f"{split}.csv")) == len(manifest.filter(split=split))
+    card = json.loads((folder / "corpus.json").read_text())
+    assert card["synthetic"] is True and card["seed"] == 7 and card["size"] == "tiny"
+    assert card["unseen_attacks"] == list(UNSEEN_ATTACKS)
+
+
+def test_unknown_size_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="tiny, small, medium"):
+        build_corpus(tmp_path, size="huge")
+
+
+# --- the voice and the attacks -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def context_factory():
+    rng = np.random.default_rng(3)
+    speaker = sample_speaker(rng, "S")
+    channel = make_channel(speaker, rng)
+    script = sample_script(rng, 1.5, speaker.rate)
+    take = render(script, speaker, rng)
+
+    def make(strength: float) -> AttackContext:
+        return AttackContext(script, speaker, channel, take, np.random.default_rng(11), strength)
+
+    return make
+
+
+def test_rendered_voice_has_speaker_pitch_and_pauses(context_factory):
+    ctx = context_factory(0.5)
+    voiced = ctx.take.f0[ctx.take.f0 > 0]
+    assert 0.2 < len(voiced) / len(ctx.take.f0) < 0.95
+    median = np.median(voiced)
+    assert ctx.speaker.f0_mean / 2 < median < ctx.speaker.f0_mean * 2
+    assert np.all(np.isfinite(ctx.take.wave))
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_every_attack_changes_the_audio_and_keeps_its_length(context_factory, name):
+    ctx = context_factory(0.6)
+    recorded = apply_channel(ctx.take.wave, ctx.channel)
+    spoof = ATTACKS[name].fn(ctx)
+    assert spoof.shape == recorded.shape and np.all(np.isfinite(spoof))
+    assert not np.allclose(spoof, recorded, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["griffin_lim", "lpc_vocoder", "upsample_tones",
+                                  "codec_laundering", "mel_inversion"])
+def test_stronger_attacks_deviate_more(context_factory, name):
+    def deviation(strength):
+        ctx = context_factory(strength)
+        recorded = ctx.recorded
+        return np.sum((ATTACKS[name].fn(ctx) - recorded) ** 2) / np.sum(recorded**2)
+
+    assert deviation(1.0) > deviation(0.15)
