@@ -9,7 +9,9 @@ only finite values. Nothing is peak-normalised except where the algorithm itself
 RawBoost follows Tak et al., "RawBoost: a raw data boosting and augmentation method applied to
 automatic speaker verification anti-spoofing", ICASSP 2022: linear and non-linear convolutive
 noise (LnL), impulsive signal-dependent noise (ISD) and stationary signal-independent noise
-(SSI), combined in series or in parallel as the paper's algorithms 1 to 8.
+(SSI), combined in series or in parallel as the paper's algorithms 1 to 8. It is written here
+(on scipy's filter design) because no maintained library packages it; the authors' code is a
+research script tied to its training loop.
 
 ``Augmenter`` composes augmentations from config specs such as
 ``[{"name": "rawboost", "p": 0.5, "algo": 3}, {"name": "noise", "p": 0.3, "snr_db": [5, 20]}]``

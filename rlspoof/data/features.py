@@ -10,6 +10,9 @@ high-frequency resolution where many vocoder artefacts live; MFCC uses the HTK m
 ``utterance_stats`` turns a variable-length feature matrix into a fixed vector (mean and std per
 dimension) for a linear classifier.
 
+Written here, on scipy's FFT and DCT, because the maintained library that ships LFCC
+(torchaudio) is not a dependency (see README, "No torchaudio") and librosa has no LFCC.
+
 Framing: ``1 + (len(wave) - win_length) // hop_length`` frames (99 for 1 s at 16 kHz with the
 defaults); a wave shorter than one window is zero-padded to one frame. Outputs are float64
 arrays of shape ``(frames, dims)``.
