@@ -1,0 +1,234 @@
+"""Run configuration: dataclasses whose fields are the keys of a YAML recipe.
+
+TRL's convention, which we follow: a training config subclasses ``transformers.TrainingArguments``
+(so accelerate, DeepSpeed, mixed precision, checkpointing and ``report_to`` are the library's),
+fields are ``field(default, metadata={"help": ...})`` and ``__post_init__`` validates. A recipe is
+flat YAML; ``TrlParser`` reads it as defaults and ``--key value`` pairs override them. We add
+what TRL lacks: an unknown key is an error that names the key and the closest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+from transformers import TrainingArguments
+
+from rlspoof.errors import RlspoofError
+
+
+class ConfigError(RlspoofError):
+    """A recipe or override that cannot be turned into a config."""
+
+
+@dataclass
+class ModelArguments:
+    """The detector policy: SSL encoder, pooling, head, freezing, LoRA (TRL ``ModelConfig`` style)."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Encoder checkpoint (hub id or local folder) or a saved rlspoof policy folder."},
+    )
+    encoder_preset: str | None = field(
+        default=None,
+        metadata={"help": "Random-initialised encoder by name (tiny, base, xlsr-300m); "
+                          "only when no checkpoint is given."},
+    )
+    encoder_family: str = field(
+        default="wav2vec2", metadata={"help": "Family for presets: wav2vec2, hubert, wavlm, data2vec-audio."}
+    )
+    encoder_layer: str = field(
+        default="weighted", metadata={"help": "'weighted' (learned sum of layers), 'last' or a layer index."}
+    )
+    freeze: str = field(
+        default="feature_extractor",
+        metadata={"help": "none | feature_extractor | all | layers:N (feature extractor + first N layers)."},
+    )
+    gradient_checkpointing_encoder: bool = field(
+        default=False, metadata={"help": "Recompute encoder activations in backward to save memory."}
+    )
+    pooling: str = field(default="mean", metadata={"help": "mean | attentive_stats."})
+    head_hidden: int | None = field(default=None, metadata={"help": "Hidden units of an MLP head (None: linear)."})
+    head_dropout: float = field(default=0.0, metadata={"help": "Dropout before the head."})
+    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of the encoder."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "out_proj"],
+        metadata={"help": "Encoder modules that get LoRA adapters."},
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow a checkpoint's own code (off unless asked)."})
+    allow_pickle: bool = field(
+        default=False, metadata={"help": "Allow pickled .bin/.pt weights (only from a source you trust)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.model_name_or_path and self.encoder_preset:
+            raise ConfigError("set either model_name_or_path or encoder_preset, not both")
+        if not self.model_name_or_path and not self.encoder_preset:
+            raise ConfigError("set model_name_or_path (a checkpoint) or encoder_preset (random init by name)")
+        if self.head_dropout < 0 or self.head_dropout >= 1:
+            raise ConfigError(f"head_dropout must be in [0, 1), got {self.head_dropout}")
+        if self.lora_r < 1:
+            raise ConfigError(f"lora_r must be >= 1, got {self.lora_r}")
+
+
+@dataclass
+class DataArguments:
+    """Which manifests to train and evaluate on, and how audio is cut and augmented."""
+
+    train_manifest: str | None = field(default=None, metadata={"help": "Training manifest (.csv/.jsonl)."})
+    eval_manifest: str | None = field(default=None, metadata={"help": "Dev manifest for evaluation during training."})
+    train_split: str | None = field(default=None, metadata={"help": "Keep only rows of this split from train_manifest."})
+    eval_split: str | None = field(default=None, metadata={"help": "Keep only rows of this split from eval_manifest."})
+    sample_rate: int = field(default=16_000, metadata={"help": "Rate audio is resampled to."})
+    crop_seconds: float = field(default=4.0, metadata={"help": "Training crop (repeat-padded when shorter)."})
+    eval_crop_seconds: float | None = field(
+        default=None, metadata={"help": "Evaluation crop from the start (None: whole clips)."}
+    )
+    augment: str | None = field(
+        default=None,
+        metadata={"help": "YAML/JSON list of augmentation specs, e.g. "
+                          "'[{name: rawboost, p: 0.5, algo: 3}]' (see rlspoof.data.augment)."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.crop_seconds <= 0:
+            raise ConfigError(f"crop_seconds must be positive, got {self.crop_seconds}")
+        if self.sample_rate <= 0:
+            raise ConfigError(f"sample_rate must be positive, got {self.sample_rate}")
+
+    def augment_specs(self) -> list[dict] | None:
+        if not self.augment:
+            return None
+        specs = yaml.safe_load(self.augment) if isinstance(self.augment, str) else self.augment
+        if not isinstance(specs, list):
+            raise ConfigError(f"augment must be a list of specs, got {type(specs).__name__}")
+        return specs
+
+
+@dataclass
+class SFTConfig(TrainingArguments):
+    """Supervised fine-tuning: cross-entropy on (bonafide, spoof) with optional class weights.
+
+    Label smoothing is TrainingArguments' ``label_smoothing_factor``. Defaults differ from
+    TrainingArguments where audio detectors differ from text models (learning rate, logging,
+    keeping our non-tensor batch columns).
+    """
+
+    method: str = field(default="sft", metadata={"help": "Training method (sft)."})
+    class_weights: list[float] | None = field(
+        default=None, metadata={"help": "Cross-entropy weights [bonafide, spoof] (None: equal)."}
+    )
+    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep utt_id/attack columns (the policy reads only audio)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.class_weights is not None and (
+            len(self.class_weights) != 2 or min(self.class_weights) <= 0
+        ):
+            raise ConfigError("class_weights must be two positive numbers [bonafide, spoof]")
+        super().__post_init__()
+
+
+# --- recipes ----------------------------------------------------------------------------------
+
+
+def _valid_keys(dataclass_types) -> dict[str, type]:
+    keys = {}
+    for dc in dataclass_types:
+        for f in fields(dc):
+            if f.init:
+                keys[f.name] = dc
+    return keys
+
+
+def _check_keys(keys, dataclass_types, where: str) -> None:
+    valid = _valid_keys(dataclass_types)
+    for key in keys:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+
+
+def parse_overrides(items: list[str]) -> list[str]:
+    """``["lr=1e-4", "seed=3"]`` -> ``["--lr", "1e-4", "--seed", "3"]`` for the argument parser."""
+    args = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        args += [f"--{key.strip()}", value.strip()]
+    return args
+
+
+def load_recipe(path: str | Path, dataclass_types, overrides: list[str] | None = None):
+    """Parse a YAML recipe (plus ``key=value`` overrides) into instances of ``dataclass_types``.
+
+    Uses TRL's ``TrlParser`` (YAML values become parser defaults, command-line values win), after
+    checking every key so a typo is an error that suggests the right name.
+    """
+    from trl import TrlParser
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe {path} does not exist")
+    try:
+        recipe = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"{path}: a recipe must be a YAML mapping of config keys")
+    _check_keys(recipe, dataclass_types, str(path))
+    args = parse_overrides(overrides or [])
+    _check_keys([a[2:] for a in args[::2]], dataclass_types, "--set")
+    parser = TrlParser(dataclass_types)
+
+    def refuse(message: str):  # argparse would print a 150-line usage and exit
+        raise ConfigError(f"{path}: {message}")
+
+    parser.error = refuse
+    for key, value in recipe.items():  # lists/dicts travel as YAML text, parsed by the field
+        if isinstance(value, (list, dict)) and _valid_keys(dataclass_types)[key] is DataArguments:
+            recipe[key] = yaml.safe_dump(value, default_flow_style=True).strip()
+    parser.set_defaults_with_config(**recipe)
+    try:
+        return parser.parse_args_into_dataclasses(args=args)
+    except RlspoofError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def save_resolved(configs, output_dir: str | Path) -> Path:
+    """Write every resolved field to ``output_dir/recipe.resolved.yaml`` next to the checkpoint."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = {}
+    for cfg in configs:
+        data = cfg.to_dict() if hasattr(cfg, "to_dict") else {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+        resolved.update({k: v for k, v in data.items() if not k.startswith("_")})
+    path = out / "recipe.resolved.yaml"
+    path.write_text(yaml.safe_dump(_plain(resolved), sort_keys=True))
+    return path
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
