@@ -12,6 +12,8 @@ import sys
 import typer
 
 from rlspoof.cli.data import data_app
+from rlspoof.cli.evaluate import detect, evaluate
+from rlspoof.cli.train import train
 from rlspoof.errors import RlspoofError
 
 app = typer.Typer(
@@ -22,6 +24,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data")
+app.command()(train)
+app.command(name="eval")(evaluate)
+app.command()(detect)
 
 
 def main() -> None:

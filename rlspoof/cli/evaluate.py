@@ -1,0 +1,107 @@
+"""``rlspoof eval`` (metrics on labelled sets) and ``rlspoof detect`` (scores for any audio)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from rlspoof.cli.console import console, progress_bar
+from rlspoof.errors import RlspoofError
+
+
+def _parse_sets(items: list[str]) -> dict[str, Path]:
+    sets = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = Path(item).stem, item
+        if name in sets:
+            raise RlspoofError(f"--set name {name!r} given twice")
+        sets[name] = Path(path)
+    return sets
+
+
+def evaluate(
+    model: Path = typer.Option(..., "--model", help="Policy folder (save_pretrained / rlspoof train output)."),
+    sets: list[str] = typer.Option(..., "--set", help="NAME=MANIFEST (repeatable); a bare path uses its file name."),
+    out: Path = typer.Option(None, "--out", help="Results folder (default: MODEL/eval)."),
+    batch_size: int = typer.Option(16, help="Utterances per forward pass."),
+    max_seconds: float = typer.Option(None, help="Score only the first N seconds of each clip."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable audio and report it."),
+    per_attack: bool = typer.Option(True, help="Print the per-attack table too."),
+) -> None:
+    """Score labelled sets: ASVspoof score files, metrics.json, and an EER/minDCF/Cllr table."""
+    from rlspoof.data.manifest import read_manifest
+    from rlspoof.evaluation import evaluate_sets
+    from rlspoof.models import SpoofPolicy
+
+    policy = SpoofPolicy.from_pretrained(model)
+    manifests = {name: read_manifest(path) for name, path in _parse_sets(sets).items()}
+    out = out or model / "eval"
+    results = evaluate_sets(policy, manifests, out, batch_size, max_seconds, skip_bad, progress_bar)
+    table = Table(title=f"{model} ({'synthetic corpus' if _synthetic(manifests) else 'evaluation'})",
+                  title_justify="left")
+    for column in ("set", "attack", "EER %", "95% CI", "minDCF", "actDCF", "Cllr", "n bona/spoof"):
+        table.add_column(column, justify="left" if column in ("set", "attack") else "right")
+    for name, result in results.items():
+        p = result["pooled"]
+        table.add_row(name, "pooled", f"{100 * p['eer']:.2f}",
+                      f"{100 * p['eer_ci95'][0]:.1f}-{100 * p['eer_ci95'][1]:.1f}",
+                      f"{p['min_dcf']:.3f}", f"{p['act_dcf']:.3f}", f"{p['cllr']:.3f}",
+                      f"{p['n_bonafide']}/{p['n_spoof']}")
+        if per_attack:
+            for attack, m in result["per_attack"].items():
+                table.add_row("", attack, f"{100 * m['eer']:.2f}", "", f"{m['min_dcf']:.3f}",
+                              f"{m['act_dcf']:.3f}", f"{m['cllr']:.3f}", f"{m['n_bonafide']}/{m['n_spoof']}")
+        table.add_section()
+        for utt_id_reason in result["skipped"]:
+            console.print(f"[yellow]skipped {utt_id_reason['utt_id']}: {utt_id_reason['reason']}[/]")
+    console.print(table)
+    console.print(f"scores: {out / 'scores'}/<set>.tsv   metrics: {out / 'metrics.json'}")
+
+
+def _synthetic(manifests) -> bool:
+    from rlspoof.data.synth.corpus import SOURCE
+
+    return any(row.source == SOURCE for m in manifests.values() for row in m)
+
+
+def detect(
+    inputs: list[Path] = typer.Argument(..., help="Audio files, folders, or .txt lists of paths."),
+    model: Path = typer.Option(..., "--model", help="Policy folder."),
+    output_format: str = typer.Option("csv", "--format", help="csv | json"),
+    out: Path = typer.Option(None, "--out", help="Write here instead of stdout."),
+    window: float = typer.Option(4.0, help="Window length (s) for long recordings."),
+    hop: float = typer.Option(2.0, help="Window hop (s)."),
+    threshold: float = typer.Option(0.0, help="Decision threshold on the log-odds score."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad file."),
+) -> None:
+    """Score audio files: score (log-odds, higher = bonafide), decision, P(bonafide) per file."""
+    from rlspoof.evaluation import collect_audio_paths, detect_files
+    from rlspoof.models import SpoofPolicy
+
+    if output_format not in ("csv", "json"):
+        raise RlspoofError(f"--format must be csv or json, got {output_format!r}")
+    policy = SpoofPolicy.from_pretrained(model)
+    rows, errors = detect_files(policy, collect_audio_paths(inputs), window, hop, threshold, strict)
+    handle = out.open("w", newline="") if out else sys.stdout
+    try:
+        if output_format == "json":
+            json.dump({"results": rows, "errors": errors}, handle, indent=2)
+            handle.write("\n")
+        else:
+            writer = csv.writer(handle)
+            writer.writerow(["path", "score", "decision", "p_bonafide", "n_windows"])
+            for r in rows:
+                writer.writerow([r["path"], f"{r['score']:.6f}", r["decision"],
+                                 f"{r['p_bonafide']:.6f}", len(r["window_scores"])])
+    finally:
+        if out:
+            handle.close()
+    for error in errors:
+        print(f"bad file {error['path']}: {error['error']}", file=sys.stderr)

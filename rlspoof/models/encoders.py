@@ -1,0 +1,501 @@
+"""SSL speech encoders (wav2vec 2.0 / XLS-R / MMS, HuBERT, WavLM, data2vec-audio) from
+transformers, with freezing, gradient checkpointing and LoRA.
+
+An encoder comes either from a checkpoint (``name_or_path``: a local ``save_pretrained``
+folder or a Hub id) or from a named architecture with random weights (``preset``), never
+silently from both: a checkpoint that cannot be found or whose weights do not all load is an
+error naming it, not a randomly initialised model. Checkpoints are read with safetensors only
+unless ``allow_pickle`` is set (``.bin`` files are pickles and can run code when loaded).
+
+Families are a registry (``ENCODER_FAMILIES``: name = transformers ``model_type`` -> (config
+class, model class)); presets too (``PRESETS``). Unknown names are errors listing valid ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    Data2VecAudioConfig,
+    Data2VecAudioModel,
+    HubertConfig,
+    HubertModel,
+    PretrainedConfig,
+    PreTrainedModel,
+    Wav2Vec2Config,
+    Wav2Vec2Model,
+    WavLMConfig,
+    WavLMModel,
+)
+
+from rlspoof.errors import RlspoofError
+
+__all__ = [
+    "EncoderConfig",
+    "ENCODER_FAMILIES",
+    "PRESETS",
+    "FREEZE_MODES",
+    "DEFAULT_LORA_TARGETS",
+    "load_encoder",
+    "encoder_from_config",
+    "prepare_encoder",
+    "enable_checkpointing",
+    "tiny_encoder_config",
+    "preset_config",
+    "count_parameters",
+]
+
+logger = logging.getLogger(__name__)
+
+#: transformers ``model_type`` -> (config class, model class without a task head).
+ENCODER_FAMILIES: dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel]]] = {
+    "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
+    "hubert": (HubertConfig, HubertModel),
+    "wavlm": (WavLMConfig, WavLMModel),
+    "data2vec-audio": (Data2VecAudioConfig, Data2VecAudioModel),
+}
+
+#: Keys a checkpoint may lack without harm: the SpecAugment mask embedding (only used for
+#: masking during pre-training / fine-tuning; absent from many exported checkpoints).
+HARMLESS_MISSING_KEYS = (re.compile(r"(^|\.)masked_spec_embed$"),)
+
+DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+DEFAULT_LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
+
+#: ``freeze`` values; ``layers:N`` = feature extractor + the first N transformer layers.
+FREEZE_MODES = ("none", "feature_extractor", "all", "layers:N")
+LAYER_MODES = ("weighted", "last", "<int index into the hidden states>")
+
+# Sizes of the tiny test/demo encoder (~0.1-0.7M parameters depending on the family). The CNN
+# has a total stride of 5*4*8 = 160 samples: 100 frames/s at 16 kHz (real wav2vec 2.0: 320,
+# i.e. 50 frames/s). A layer-normalised CNN (``feat_extract_norm="layer"``) makes padded and
+# unpadded inputs give the same frames, which keeps batch scoring exact.
+_TINY_COMMON: dict[str, Any] = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "conv_dim": (32, 32, 32),
+    "conv_kernel": (10, 8, 8),
+    "conv_stride": (5, 4, 8),
+    "conv_bias": True,
+    "feat_extract_norm": "layer",
+    "layerdrop": 0.0,
+    "mask_time_length": 5,
+}
+# Family-specific parameter names for the tiny positional convolution.
+_TINY_FAMILY: dict[str, dict[str, Any]] = {
+    "wav2vec2": {"num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4},
+    "hubert": {"num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4},
+    "wavlm": {
+        "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 4,
+        "num_buckets": 32,
+        "max_bucket_distance": 100,
+    },
+    "data2vec-audio": {
+        "num_conv_pos_embeddings": 2,  # here: number of positional conv layers
+        "conv_pos_kernel_size": 7,
+        "num_conv_pos_embedding_groups": 4,
+    },
+}
+
+# The large (300M) architecture of wav2vec 2.0 large / XLS-R 300M / MMS-300M.
+_LARGE: dict[str, Any] = {
+    "hidden_size": 1024,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "intermediate_size": 4096,
+    "feat_extract_norm": "layer",
+    "do_stable_layer_norm": True,
+    "conv_bias": True,
+}
+
+
+def _family_entry(family: str) -> tuple[type[PretrainedConfig], type[PreTrainedModel]]:
+    if family not in ENCODER_FAMILIES:
+        raise RlspoofError(
+            f"unknown encoder family {family!r} (valid: {', '.join(ENCODER_FAMILIES)})"
+        )
+    return ENCODER_FAMILIES[family]
+
+
+def tiny_encoder_config(family: str = "wav2vec2", **overrides: Any) -> PretrainedConfig:
+    """A tiny random-init config of ``family`` (hidden 64, 2 layers, 2 heads, 3 CNN layers)."""
+    config_cls, _ = _family_entry(family)
+    kwargs = {**_TINY_COMMON, **_TINY_FAMILY.get(family, {}), **overrides}
+    return config_cls(**kwargs)
+
+
+#: Preset name -> function(family, overrides) -> transformers config (random init, no download).
+PRESETS: dict[str, Callable[..., PretrainedConfig]] = {
+    "tiny": lambda family, **o: tiny_encoder_config(family, **o),
+    # Each family's default config is its base size (wav2vec2-base: 95M parameters).
+    "base": lambda family, **o: _family_entry(family)[0](**o),
+    "large": lambda family, **o: _family_entry(family)[0](**{**_LARGE, **o}),
+    "xlsr-300m": lambda family, **o: _family_entry(family)[0](**{**_LARGE, **o}),
+}
+
+
+def preset_config(preset: str, family: str | None = None, **overrides: Any) -> PretrainedConfig:
+    if preset not in PRESETS:
+        raise RlspoofError(f"unknown encoder preset {preset!r} (valid: {', '.join(PRESETS)})")
+    return PRESETS[preset](family or "wav2vec2", **overrides)
+
+
+@dataclass
+class EncoderConfig:
+    """Where the encoder comes from and how it is adapted.
+
+    ``layer``: ``"weighted"`` (learnable softmax-weighted sum of all hidden states, from the
+    projected CNN features to the last layer), ``"last"``, or an int index into the hidden
+    states (0 = input of the first transformer layer, k = output of layer k, -1 = last).
+    ``freeze``: ``none`` | ``feature_extractor`` | ``all`` | ``layers:N`` (the CNN feature
+    extractor plus the first N transformer layers). With ``lora`` set, every encoder weight
+    except the LoRA adapters is frozen whatever ``freeze`` says.
+    """
+
+    name_or_path: str | None = field(
+        default=None, metadata={"help": "Hub id or local save_pretrained folder of the SSL encoder"}
+    )
+    preset: str | None = field(
+        default=None, metadata={"help": f"random-init architecture by name: {', '.join(PRESETS)}"}
+    )
+    family: str | None = field(
+        default=None,
+        metadata={"help": f"family of a preset: {', '.join(ENCODER_FAMILIES)} (default wav2vec2)"},
+    )
+    layer: str | int = field(default="weighted", metadata={"help": "weighted | last | int index"})
+    freeze: str = field(
+        default="feature_extractor", metadata={"help": "none | feature_extractor | all | layers:N"}
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "trade compute for memory"}
+    )
+    lora: dict | None = field(
+        default=None,
+        metadata={"help": "peft LoraConfig kwargs (r, lora_alpha, lora_dropout, target_modules)"},
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "run code from the checkpoint"}
+    )
+    allow_pickle: bool = field(
+        default=False, metadata={"help": "allow pickled (.bin) weights; they can execute code"}
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.layer, str) and re.fullmatch(r"-?\d+", self.layer.strip()):
+            self.layer = int(self.layer)
+        if (
+            isinstance(self.layer, bool)
+            or not isinstance(self.layer, (str, int))
+            or (isinstance(self.layer, str) and self.layer not in ("weighted", "last"))
+        ):
+            raise RlspoofError(
+                f"encoder layer must be one of {', '.join(LAYER_MODES)}; got {self.layer!r}"
+            )
+        parse_freeze(self.freeze)
+        if self.family is not None:
+            _family_entry(self.family)
+        if self.lora is not None and not isinstance(self.lora, dict):
+            raise RlspoofError(
+                f"encoder lora must be a dict of LoraConfig kwargs, got {self.lora!r}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EncoderConfig:
+        return cls(**_check_keys(cls, data, "encoder"))
+
+
+def _check_keys(cls: type, data: dict, what: str) -> dict:
+    """Unknown keys are errors naming the key and the closest valid one."""
+    if not isinstance(data, dict):
+        raise RlspoofError(f"{what} config must be a mapping, got {type(data).__name__}")
+    valid = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (valid: {', '.join(valid)})"
+            raise RlspoofError(f"unknown {what} config key {key!r}{hint}")
+    return dict(data)
+
+
+def parse_freeze(freeze: str) -> tuple[str, int]:
+    """``freeze`` -> (mode, n_layers); raises listing the valid values."""
+    if freeze in ("none", "feature_extractor", "all"):
+        return freeze, 0
+    m = re.fullmatch(r"layers:(\d+)", str(freeze).strip())
+    if m:
+        return "layers", int(m.group(1))
+    raise RlspoofError(f"unknown freeze mode {freeze!r} (valid: {', '.join(FREEZE_MODES)})")
+
+
+def count_parameters(module: nn.Module) -> tuple[int, int]:
+    """(trainable, total) number of parameters."""
+    trainable = total = 0
+    for p in module.parameters():
+        total += p.numel()
+        if p.requires_grad:
+            trainable += p.numel()
+    return trainable, total
+
+
+# --------------------------------------------------------------------------- loading
+
+_LOCAL_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
+_SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _looks_local(name: str) -> bool:
+    """A path that cannot be a Hub id (``org/name``) is meant as a local folder."""
+    return (
+        name.startswith(_LOCAL_PREFIXES)
+        or name.count("/") > 1
+        or "\\" in name
+        or (os.sep != "/" and os.sep in name)
+    )
+
+
+def _check_local_folder(path: Path, allow_pickle: bool) -> None:
+    if not path.is_dir():
+        raise RlspoofError(f"{path}: encoder checkpoint folder is not a directory")
+    if not (path / "config.json").is_file():
+        raise RlspoofError(f"{path}: no config.json; not a transformers save_pretrained folder")
+    has_safe = any((path / f).is_file() for f in _SAFE_WEIGHTS)
+    has_pickle = any((path / f).is_file() for f in _PICKLE_WEIGHTS)
+    if has_safe or (has_pickle and allow_pickle):
+        return
+    if has_pickle:
+        raise RlspoofError(
+            f"{path}: only pickled weights (pytorch_model.bin) found; pickles can execute code "
+            "when loaded. Convert them to model.safetensors, or set allow_pickle: true if you "
+            "trust this checkpoint"
+        )
+    raise RlspoofError(f"{path}: no model weights (model.safetensors) in the folder")
+
+
+def _check_loading_info(model: nn.Module, info: dict, where: str) -> None:
+    missing = sorted(
+        k
+        for k in info.get("missing_keys", ())
+        if not any(p.search(k) for p in HARMLESS_MISSING_KEYS)
+    )
+    problems = []
+    if missing:
+        shown = ", ".join(missing[:8]) + (
+            f", ... ({len(missing)} in all)" if len(missing) > 8 else ""
+        )
+        problems.append(f"weights missing from the checkpoint: {shown}")
+    if info.get("mismatched_keys"):
+        problems.append(
+            f"weights with the wrong shape: {sorted(map(str, info['mismatched_keys']))[:8]}"
+        )
+    if info.get("error_msgs"):
+        problems.append("; ".join(map(str, info["error_msgs"]))[:500])
+    if problems:
+        raise RlspoofError(
+            f"{where}: the encoder's weights did not load completely (refusing a partly random "
+            f"model): " + "; ".join(problems)
+        )
+
+
+def _load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
+    name = str(cfg.name_or_path)
+    local = Path(name).expanduser()
+    is_local = local.exists() or _looks_local(name)
+    if is_local:
+        if not local.exists():
+            raise RlspoofError(f"{name}: encoder checkpoint folder does not exist")
+        _check_local_folder(local, cfg.allow_pickle)
+        source = str(local)
+    else:
+        source = name
+
+    def not_found(exc: Exception) -> RlspoofError:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if is_local:
+            return RlspoofError(f"{name}: could not load the encoder checkpoint: {first}")
+        if "safetensors" in str(exc) and not cfg.allow_pickle:
+            return RlspoofError(
+                f"{name}: the checkpoint has no safetensors weights, only pickled ones, which "
+                "can execute code when loaded; set allow_pickle: true if you trust it"
+            )
+        return RlspoofError(
+            f"{name}: encoder checkpoint could not be found locally (no such folder) or "
+            f"downloaded from the Hugging Face Hub (offline, no network, or a wrong/private id): "
+            f"{first}"
+        )
+
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        raise not_found(exc) from exc
+    try:
+        model, info = AutoModel.from_pretrained(
+            source,
+            config=config,
+            # allow_pickle: prefer safetensors, fall back to .bin; otherwise safetensors only.
+            use_safetensors=None if cfg.allow_pickle else True,
+            trust_remote_code=cfg.trust_remote_code,
+            dtype=torch.float32,
+            output_loading_info=True,
+        )
+    except OSError as exc:
+        raise not_found(exc) from exc
+    except Exception as exc:  # corrupt files (SafetensorError), shape mismatches, ...
+        raise RlspoofError(
+            f"{name}: the encoder's weights could not be loaded ({type(exc).__name__}): {exc}"
+        ) from exc
+    _check_loading_info(model, info, name)
+    return model
+
+
+def _check_is_audio_encoder(model: nn.Module, where: str) -> None:
+    if not hasattr(model, "_get_feat_extract_output_lengths"):
+        mt = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+        raise RlspoofError(
+            f"{where}: model type {mt!r} is not a speech SSL encoder with a CNN front-end "
+            f"(supported families: {', '.join(ENCODER_FAMILIES)})"
+        )
+
+
+def encoder_from_config(model_type: str, config_dict: dict, cfg: EncoderConfig) -> PreTrainedModel:
+    """Rebuild an encoder architecture (random weights) from a stored config dict, offline,
+    and adapt it as ``cfg`` says (freezing, LoRA, ...). Never touches the Hub."""
+    config_dict = {k: v for k, v in config_dict.items() if k != "model_type"}
+    if model_type in ENCODER_FAMILIES:
+        config_cls, model_cls = ENCODER_FAMILIES[model_type]
+        model = model_cls(config_cls.from_dict(config_dict))
+    else:
+        try:
+            config = AutoConfig.for_model(model_type, **config_dict)
+        except (ValueError, KeyError) as exc:
+            raise RlspoofError(
+                f"cannot rebuild encoder of model type {model_type!r}: {exc} "
+                f"(built-in families: {', '.join(ENCODER_FAMILIES)})"
+            ) from exc
+        model = AutoModel.from_config(config, trust_remote_code=cfg.trust_remote_code)
+    return prepare_encoder(model, cfg)
+
+
+def _apply_freeze(model: nn.Module, freeze: str) -> None:
+    mode, n = parse_freeze(freeze)
+    for p in model.parameters():
+        p.requires_grad_(mode != "all")
+    if mode in ("feature_extractor", "layers"):
+        for p in model.feature_extractor.parameters():
+            p.requires_grad_(False)
+    if mode == "layers":
+        layers = model.encoder.layers
+        if n > len(layers):
+            raise RlspoofError(
+                f"freeze {freeze!r}: the encoder has only {len(layers)} transformer layers"
+            )
+        for layer in list(layers)[:n]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
+
+
+def _apply_lora(model: nn.Module, lora: dict) -> nn.Module:
+    from peft import LoraConfig, inject_adapter_in_model
+
+    kwargs = {**DEFAULT_LORA, "target_modules": list(DEFAULT_LORA_TARGETS), **lora}
+    try:
+        lora_config = LoraConfig(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise RlspoofError(f"invalid encoder lora settings {lora!r}: {exc}") from exc
+    try:
+        # Injects lora_A / lora_B next to each target Linear and freezes everything else.
+        return inject_adapter_in_model(lora_config, model)
+    except ValueError as exc:
+        raise RlspoofError(f"could not add LoRA to the encoder: {exc}") from exc
+
+
+def enable_checkpointing(
+    model: PreTrainedModel,
+    kwargs: dict | None = None,
+    every_n_layers: int = 1,
+    offload: bool = False,
+) -> None:
+    """Activation (gradient) checkpointing on the encoder's layers. Default non-reentrant: it
+    works when the inputs of a checkpointed block need no grad (frozen CNN)."""
+    kwargs = kwargs or {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=kwargs, every_n_layers=every_n_layers, offload=offload
+        )
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def prepare_encoder(model: PreTrainedModel, cfg: EncoderConfig) -> PreTrainedModel:
+    """Freeze, (LoRA), gradient checkpointing, LayerDrop off where hidden states are needed."""
+    _check_is_audio_encoder(model, cfg.name_or_path or f"preset {cfg.preset!r}")
+    if cfg.layer != "last" and getattr(model.config, "layerdrop", 0.0):
+        # Skipped layers would drop hidden states and break layer weighting / indexing.
+        logger.info(
+            "LayerDrop %.2f turned off: layer=%r needs every hidden state",
+            model.config.layerdrop,
+            cfg.layer,
+        )
+        model.config.layerdrop = 0.0
+    num_hidden_states = model.config.num_hidden_layers + 1
+    if isinstance(cfg.layer, int) and not -num_hidden_states <= cfg.layer < num_hidden_states:
+        raise RlspoofError(
+            f"encoder layer {cfg.layer} out of range: the encoder has {num_hidden_states} hidden "
+            f"states (indices {-num_hidden_states}..{num_hidden_states - 1})"
+        )
+    _apply_freeze(model, cfg.freeze)
+    if cfg.lora is not None:
+        model = _apply_lora(model, cfg.lora)
+    if cfg.gradient_checkpointing:
+        if not getattr(model, "supports_gradient_checkpointing", False):
+            raise RlspoofError(f"{type(model).__name__} does not support gradient checkpointing")
+        enable_checkpointing(model)
+    trainable, total = count_parameters(model)
+    logger.info("encoder %s: %d / %d parameters trainable", type(model).__name__, trainable, total)
+    return model
+
+
+def load_encoder(cfg: EncoderConfig) -> tuple[PreTrainedModel, int, int]:
+    """(model, hidden_size, num_hidden_states) for an ``EncoderConfig``.
+
+    ``num_hidden_states`` = transformer layers + 1 (the projected CNN features).
+    """
+    if (cfg.name_or_path is None) == (cfg.preset is None):
+        raise RlspoofError(
+            "encoder: set exactly one of name_or_path (a checkpoint: Hub id or local folder) and "
+            f"preset (random init: {', '.join(PRESETS)}); got name_or_path={cfg.name_or_path!r}, "
+            f"preset={cfg.preset!r}"
+        )
+    if cfg.preset is not None:
+        config = preset_config(cfg.preset, cfg.family)
+        _, model_cls = _family_entry(cfg.family or "wav2vec2")
+        model = model_cls(config)
+    else:
+        if cfg.family is not None:
+            logger.info("encoder family %r ignored: the checkpoint's config decides", cfg.family)
+        model = _load_checkpoint(cfg)
+    model = prepare_encoder(model, cfg)
+    return model, int(model.config.hidden_size), int(model.config.num_hidden_layers) + 1
+
+
+def config_to_dict(config: PretrainedConfig) -> dict:
+    """JSON-safe dict of a transformers config (what ``save_pretrained`` would write)."""
+    return json.loads(config.to_json_string(use_diff=False))

@@ -1,0 +1,406 @@
+"""The detector as a policy: SSL encoder -> layer weighting -> pooling -> head -> 2 logits.
+
+Action / class order is ``rlspoof.data.manifest.LABELS``: index 0 bonafide, index 1 spoof.
+``score`` is the log-odds ``logit[bonafide] - logit[spoof]`` (higher = more bonafide, the
+ASVspoof convention).
+
+Checkpoint folder (``save_pretrained``), all readable without unpickling anything:
+
+* ``config.json``: ``rlspoof_format``, ``rlspoof_version``, label map, sample rate, crop
+  length, the ``PolicyConfig`` (``policy``), the encoder's own transformers config
+  (``encoder``: ``model_type`` + config dict) and free-form ``metadata`` (e.g. ``recipe``).
+* ``model.safetensors``: the full state dict of the policy (encoder + layer weights + pooling
+  + head). With LoRA the adapters are saved **unmerged** (``...base_layer.weight`` plus
+  ``...lora_A/lora_B``), so training can continue; ``from_pretrained`` re-injects LoRA from
+  the stored config before loading.
+
+``from_pretrained`` rebuilds the encoder from the stored config (random init, offline, never
+from the Hub or the original checkpoint) and then loads every key strictly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import PreTrainedModel
+
+from rlspoof import __version__
+from rlspoof.data.manifest import LABEL2ID, LABELS
+from rlspoof.errors import RlspoofError
+from rlspoof.models.encoders import (
+    EncoderConfig,
+    _check_keys,
+    config_to_dict,
+    enable_checkpointing,
+    encoder_from_config,
+    load_encoder,
+)
+from rlspoof.models.heads import (
+    POOLINGS,
+    ClassifierHead,
+    LayerWeights,
+    build_pooling,
+    frame_mask_from_samples,
+)
+
+__all__ = ["PolicyConfig", "SpoofPolicy", "build_policy", "POLICY_FORMAT", "WEIGHTS_NAME"]
+
+POLICY_FORMAT = "rlspoof-spoof-policy"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
+
+
+@dataclass
+class PolicyConfig:
+    """Everything needed to build a policy's architecture (saved in its ``config.json``)."""
+
+    encoder: EncoderConfig
+    pooling: str = field(default="mean", metadata={"help": f"one of {', '.join(POOLINGS)}"})
+    head_hidden: int | None = field(
+        default=None, metadata={"help": "MLP hidden size; None = linear"}
+    )
+    head_dropout: float = field(default=0.0, metadata={"help": "dropout before head layers"})
+    sample_rate: int = field(default=16000, metadata={"help": "audio sample rate in Hz"})
+    crop_seconds: float | None = field(default=4.0, metadata={"help": "training crop length"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.encoder, dict):
+            self.encoder = EncoderConfig.from_dict(self.encoder)
+        if not isinstance(self.encoder, EncoderConfig):
+            raise RlspoofError(f"policy encoder must be an EncoderConfig, got {self.encoder!r}")
+        if self.pooling not in POOLINGS:
+            raise RlspoofError(
+                f"unknown pooling {self.pooling!r} (valid: {', '.join(sorted(POOLINGS))})"
+            )
+        if self.head_hidden is not None and (
+            isinstance(self.head_hidden, bool) or int(self.head_hidden) < 1
+        ):
+            raise RlspoofError(
+                f"head_hidden must be a positive integer or null, got {self.head_hidden!r}"
+            )
+        if not 0.0 <= float(self.head_dropout) < 1.0:
+            raise RlspoofError(f"head_dropout must be in [0, 1), got {self.head_dropout!r}")
+        if int(self.sample_rate) <= 0:
+            raise RlspoofError(f"sample_rate must be positive, got {self.sample_rate!r}")
+        if self.crop_seconds is not None and float(self.crop_seconds) <= 0:
+            raise RlspoofError(f"crop_seconds must be positive or null, got {self.crop_seconds!r}")
+
+    @property
+    def crop_length(self) -> int | None:
+        """Crop length in samples (None: no cropping)."""
+        if self.crop_seconds is None:
+            return None
+        return int(round(float(self.crop_seconds) * int(self.sample_rate)))
+
+    def to_dict(self) -> dict:
+        return {
+            "encoder": self.encoder.to_dict(),
+            "pooling": self.pooling,
+            "head_hidden": self.head_hidden,
+            "head_dropout": self.head_dropout,
+            "sample_rate": self.sample_rate,
+            "crop_seconds": self.crop_seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PolicyConfig:
+        data = _check_keys(cls, data, "policy")
+        if "encoder" not in data:
+            raise RlspoofError("policy config needs an 'encoder' section")
+        return cls(**data)
+
+
+def _as_wave_list(waveforms: Any) -> list[np.ndarray]:
+    """list of 1-D float32 arrays from a list of arrays/tensors, a 2-D array/tensor, or one wave."""
+    if isinstance(waveforms, torch.Tensor):
+        waveforms = waveforms.detach().cpu().numpy()
+    if isinstance(waveforms, np.ndarray):
+        if waveforms.ndim == 1:
+            waveforms = [waveforms]
+        elif waveforms.ndim == 2:
+            waveforms = list(waveforms)
+        else:
+            raise ValueError(f"waveforms must be 1-D or 2-D, got shape {waveforms.shape}")
+    waves = []
+    for i, w in enumerate(waveforms):
+        if isinstance(w, torch.Tensor):
+            w = w.detach().cpu().numpy()
+        w = np.asarray(w, dtype=np.float32)
+        if w.ndim != 1 or w.size == 0:
+            raise ValueError(f"waveform {i} must be a non-empty 1-D array, got shape {w.shape}")
+        waves.append(w)
+    return waves
+
+
+class SpoofPolicy(nn.Module):
+    """Binary spoofing detector seen as a 2-action policy (0 = bonafide, 1 = spoof)."""
+
+    labels: tuple[str, str] = LABELS
+
+    def __init__(
+        self,
+        config: PolicyConfig,
+        encoder: PreTrainedModel,
+        hidden_size: int,
+        num_hidden_states: int,
+    ):
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.layer_weights = (
+            LayerWeights(num_hidden_states) if config.encoder.layer == "weighted" else None
+        )
+        self.pooling = build_pooling(config.pooling, hidden_size)
+        self.head = ClassifierHead(
+            self.pooling.out_dim, config.head_hidden, config.head_dropout, num_labels=len(LABELS)
+        )
+        #: Free-form metadata (``recipe``, seed, ...) saved with the checkpoint.
+        self.metadata: dict = {}
+
+    # ------------------------------------------------------------------ forward
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config.sample_rate)
+
+    @property
+    def crop_length(self) -> int | None:
+        return self.config.crop_length
+
+    def frames(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Frame features (B x T x D) of the selected/weighted layer and their mask (B x T)."""
+        if input_values.dim() == 1:
+            input_values = input_values.unsqueeze(0)
+            attention_mask = None if attention_mask is None else attention_mask.reshape(1, -1)
+        layer = self.config.encoder.layer
+        out = self.encoder(
+            input_values=input_values,
+            attention_mask=attention_mask,
+            output_hidden_states=layer != "last",
+        )
+        last = out.last_hidden_state
+        if layer == "last":
+            hidden, add_adapter = last, None  # None: the config decides (adapter on top or not)
+        else:
+            states = list(out.hidden_states)
+            # Stable-layer-norm (large) models: use the final-layer-normed output as the last
+            # state, like ``last_hidden_state`` (skipped when an adapter changes its length).
+            if states[-1].shape == last.shape:
+                states[-1] = last
+            hidden = self.layer_weights(states) if layer == "weighted" else states[layer]
+            add_adapter = False
+        mask = frame_mask_from_samples(self.encoder, attention_mask, hidden.shape[1], add_adapter)
+        return hidden, mask
+
+    def embed(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Pooled utterance features (B x pooling.out_dim)."""
+        hidden, mask = self.frames(input_values, attention_mask)
+        return self.pooling(hidden, mask)
+
+    def forward(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (B x 2): column 0 bonafide, column 1 spoof."""
+        return self.head(self.embed(input_values, attention_mask))
+
+    def distribution(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.distributions.Categorical:
+        """The policy over the two actions (sample / log_prob / entropy)."""
+        return torch.distributions.Categorical(logits=self(input_values, attention_mask).float())
+
+    @staticmethod
+    def logits_to_scores(logits: torch.Tensor) -> torch.Tensor:
+        """log-odds ``logit[bonafide] - logit[spoof]``; higher = more bonafide."""
+        return logits[..., LABEL2ID["bonafide"]] - logits[..., LABEL2ID["spoof"]]
+
+    @torch.no_grad()
+    def score(
+        self, waveforms: Sequence[np.ndarray] | torch.Tensor | np.ndarray, batch_size: int = 16
+    ) -> np.ndarray:
+        """float64 log-odds per waveform (eval mode, no grad; the mode is restored after).
+
+        Variable-length lists are sorted by length, padded per batch with trailing zeros and
+        an attention mask, and returned in the input order.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        waves = _as_wave_list(waveforms)
+        out = np.empty(len(waves), dtype=np.float64)
+        if not waves:
+            return out
+        param = next(self.parameters())
+        dtype = param.dtype if param.dtype.is_floating_point else torch.float32
+        order = sorted(range(len(waves)), key=lambda i: waves[i].shape[0])
+        was_training = self.training
+        self.eval()
+        try:
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                longest = max(waves[i].shape[0] for i in idx)
+                values = torch.zeros(len(idx), longest, dtype=torch.float32)
+                mask = torch.zeros(len(idx), longest, dtype=torch.long)
+                for row, i in enumerate(idx):
+                    n = waves[i].shape[0]
+                    values[row, :n] = torch.from_numpy(waves[i])
+                    mask[row, :n] = 1
+                logits = self(values.to(param.device, dtype), mask.to(param.device))
+                scores = self.logits_to_scores(logits.double()).cpu().numpy()
+                out[idx] = scores
+        finally:
+            self.train(was_training)
+        return out
+
+    def activation_checkpointing_enable(
+        self,
+        activation_checkpointing_kwargs: dict | None = None,
+        every_n_layers: int = 1,
+        offload: bool = False,
+    ) -> None:
+        """For ``transformers.Trainer(activation_checkpointing=True)``: enabled on the encoder."""
+        enable_checkpointing(self.encoder, activation_checkpointing_kwargs, every_n_layers, offload)
+
+    # ------------------------------------------------------------------ save / load
+
+    def checkpoint_config(self, metadata: dict | None = None) -> dict:
+        """The ``config.json`` content (see the module docstring)."""
+        enc_cfg = self.encoder.config
+        return {
+            "rlspoof_format": POLICY_FORMAT,
+            "rlspoof_version": __version__,
+            "label2id": dict(LABEL2ID),
+            "id2label": {str(i): label for label, i in LABEL2ID.items()},
+            "score": "logit[bonafide] - logit[spoof] (log-odds; higher = more bonafide)",
+            "sample_rate": self.sample_rate,
+            "crop_length": self.crop_length,
+            "weights": (
+                f"{WEIGHTS_NAME}: full state dict"
+                + ("; LoRA adapters unmerged" if self.config.encoder.lora is not None else "")
+            ),
+            "policy": self.config.to_dict(),
+            "encoder": {"model_type": enc_cfg.model_type, "config": config_to_dict(enc_cfg)},
+            "metadata": dict(self.metadata if metadata is None else metadata),
+        }
+
+    def save_pretrained(self, save_directory: str | Path, metadata: dict | None = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors``; ``metadata`` (JSON-serialisable,
+        e.g. ``{"recipe": {...}}``) defaults to ``self.metadata``. Returns the folder."""
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = self.checkpoint_config(metadata)
+        try:
+            text = json.dumps(config, indent=2)
+        except TypeError as exc:
+            raise RlspoofError(f"{folder}: metadata is not JSON-serialisable: {exc}") from exc
+        state, seen = {}, set()
+        for key, tensor in self.state_dict().items():
+            t = tensor.detach().to("cpu").contiguous()
+            ptr = (t.untyped_storage().data_ptr(), t.storage_offset())
+            if ptr in seen:  # safetensors refuses tensors that share memory
+                t = t.clone()
+            seen.add(ptr)
+            state[key] = t
+        save_file(
+            state,
+            str(folder / WEIGHTS_NAME),
+            metadata={"format": "pt", "rlspoof_version": __version__},
+        )
+        (folder / CONFIG_NAME).write_text(text + "\n", encoding="utf-8")
+        if metadata is not None:
+            self.metadata = dict(metadata)
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> SpoofPolicy:
+        """Load a ``save_pretrained`` folder (safetensors only; strict; returned in eval mode)."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise RlspoofError(f"{folder}: policy folder does not exist")
+        weights = folder / WEIGHTS_NAME
+        if not weights.is_file():
+            pickles = sorted(
+                p.name for p in folder.iterdir() if p.suffix.lower() in _PICKLE_SUFFIXES
+            )
+            if pickles:
+                raise RlspoofError(
+                    f"{folder}: only pickled weights ({', '.join(pickles)}), no {WEIGHTS_NAME}; "
+                    "rlspoof never unpickles checkpoints (pickles can execute code)"
+                )
+            raise RlspoofError(f"{folder}: no {WEIGHTS_NAME} in the policy folder")
+        config_path = folder / CONFIG_NAME
+        if not config_path.is_file():
+            raise RlspoofError(f"{folder}: no {CONFIG_NAME} in the policy folder")
+        try:
+            data = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RlspoofError(f"{config_path}: unreadable config: {exc}") from exc
+        if not isinstance(data, dict) or data.get("rlspoof_format") != POLICY_FORMAT:
+            raise RlspoofError(
+                f"{folder}: not an rlspoof policy checkpoint (config.json lacks "
+                f"rlspoof_format={POLICY_FORMAT!r}); to start from a transformers encoder "
+                "checkpoint, set encoder.name_or_path instead"
+            )
+        if data.get("label2id", dict(LABEL2ID)) != dict(LABEL2ID):
+            raise RlspoofError(
+                f"{folder}: label map {data.get('label2id')} differs from rlspoof's {dict(LABEL2ID)}"
+            )
+        try:
+            policy_cfg = PolicyConfig.from_dict(data["policy"])
+            enc = data["encoder"]
+            model_type, enc_dict = enc["model_type"], enc["config"]
+        except KeyError as exc:
+            raise RlspoofError(f"{config_path}: missing entry {exc}") from exc
+        except RlspoofError as exc:
+            raise RlspoofError(f"{config_path}: {exc}") from exc
+        try:
+            encoder = encoder_from_config(model_type, enc_dict, policy_cfg.encoder)
+        except RlspoofError as exc:
+            raise RlspoofError(f"{folder}: {exc}") from exc
+        policy = cls(
+            policy_cfg,
+            encoder,
+            int(encoder.config.hidden_size),
+            int(encoder.config.num_hidden_layers) + 1,
+        )
+        try:
+            state = load_file(str(weights))
+        except (SafetensorError, OSError) as exc:
+            raise RlspoofError(f"{weights}: unreadable safetensors file: {exc}") from exc
+        try:
+            result = policy.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise RlspoofError(f"{folder}: weights do not fit the stored config: {exc}") from exc
+        problems = []
+        if result.missing_keys:
+            problems.append(
+                f"missing {result.missing_keys[:8]} ({len(result.missing_keys)} in all)"
+            )
+        if result.unexpected_keys:
+            problems.append(
+                f"unexpected {result.unexpected_keys[:8]} ({len(result.unexpected_keys)} in all)"
+            )
+        if problems:
+            raise RlspoofError(f"{folder}: weights do not match the policy: " + "; ".join(problems))
+        policy.metadata = dict(data.get("metadata") or {})
+        return policy.eval()
+
+
+def build_policy(config: PolicyConfig) -> SpoofPolicy:
+    """A new policy: encoder from ``config.encoder`` (checkpoint or preset), fresh head.
+    Returned in train mode."""
+    encoder, hidden_size, num_hidden_states = load_encoder(config.encoder)
+    return SpoofPolicy(config, encoder, hidden_size, num_hidden_states).train()

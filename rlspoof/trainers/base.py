@@ -1,0 +1,90 @@
+"""What every rlspoof trainer shares, on top of ``transformers.Trainer``.
+
+Like TRL's trainers, a method is a ``Trainer`` subclass that overrides ``compute_loss`` only;
+this base supplies the audio side: datasets from manifests, the padding collator, fresh crops
+each epoch, ASVspoof metrics on the dev set, and checkpoints saved as ``SpoofPolicy`` folders
+(config + safetensors + metadata) instead of a bare state dict plus a pickled
+``training_args.bin``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import Trainer, TrainerCallback
+
+from rlspoof.configs import DataArguments, save_resolved
+from rlspoof.data.augment import Augmenter
+from rlspoof.data.dataset import AudioCollator, SpoofDataset
+from rlspoof.data.manifest import Manifest, read_manifest
+from rlspoof.errors import DataError
+from rlspoof.metrics.report import compute_metrics_for_trainer
+
+
+def load_split(path: str | Path, split: str | None) -> Manifest:
+    manifest = read_manifest(path)
+    if split is not None:
+        manifest = manifest.filter(split=split)
+        if len(manifest) == 0:
+            raise DataError(f"no rows with split {split!r}", path)
+    return manifest
+
+
+def build_datasets(data_args: DataArguments, seed: int) -> tuple[SpoofDataset, SpoofDataset | None]:
+    """Training set (random crops + augmentation) and dev set (deterministic, whole clips)."""
+    if not data_args.train_manifest:
+        raise DataError("the recipe needs train_manifest")
+    train = SpoofDataset(
+        load_split(data_args.train_manifest, data_args.train_split),
+        sample_rate=data_args.sample_rate,
+        crop_seconds=data_args.crop_seconds,
+        train=True,
+        augmenter=Augmenter.from_config(data_args.augment_specs()),
+        seed=seed,
+    )
+    dev = None
+    if data_args.eval_manifest:
+        dev = SpoofDataset(
+            load_split(data_args.eval_manifest, data_args.eval_split),
+            sample_rate=data_args.sample_rate,
+            crop_seconds=data_args.eval_crop_seconds,
+            train=False,
+        )
+    return train, dev
+
+
+class _FreshCropsEachEpoch(TrainerCallback):
+    def __init__(self, dataset: SpoofDataset):
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.dataset.set_epoch(int(state.epoch or 0))
+
+
+class SpoofTrainer(Trainer):
+    """Base trainer for a ``SpoofPolicy``; subclasses implement ``compute_loss``."""
+
+    def __init__(self, model, args, train_dataset=None, eval_dataset=None, *, recipe_configs=(), **kwargs):
+        args.label_names = ["labels"]  # the policy's forward has no `labels` to infer them from
+        kwargs.setdefault("data_collator", AudioCollator())
+        kwargs.setdefault("compute_metrics", compute_metrics_for_trainer)
+        super().__init__(model=model, args=args, train_dataset=train_dataset,
+                         eval_dataset=eval_dataset, **kwargs)
+        self.recipe_configs = tuple(recipe_configs)
+        if isinstance(train_dataset, SpoofDataset):
+            self.add_callback(_FreshCropsEachEpoch(train_dataset))
+
+    def policy_logits(self, model, inputs):
+        """One forward pass of the policy: logits (B, 2), index 0 bonafide, 1 spoof."""
+        return model(inputs["input_values"], attention_mask=inputs.get("attention_mask"))
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        policy = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        recipe = {}
+        if self.recipe_configs:
+            recipe_path = save_resolved(self.recipe_configs, output_dir)
+            recipe = {"recipe_file": recipe_path.name}
+        policy.save_pretrained(output_dir, metadata={"training": recipe, "trainer": type(self).__name__})

@@ -1,0 +1,95 @@
+"""From a recipe to a trained policy: the one function ``rlspoof train`` calls.
+
+A method is a (config class, trainer class) pair in ``METHODS``; new methods register here and
+inherit everything else (data, policy building, saving).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from transformers import set_seed
+
+from rlspoof.configs import ConfigError, DataArguments, ModelArguments, SFTConfig, load_recipe
+from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
+from rlspoof.models.policy import CONFIG_NAME, POLICY_FORMAT
+from rlspoof.trainers.base import build_datasets
+from rlspoof.trainers.sft import SFTTrainer
+
+METHODS = {"sft": (SFTConfig, SFTTrainer)}
+
+
+def is_policy_folder(path: str | Path) -> bool:
+    config = Path(path) / CONFIG_NAME
+    if not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text()).get("rlspoof_format") == POLICY_FORMAT
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def policy_from_arguments(model_args: ModelArguments, data_args: DataArguments) -> SpoofPolicy:
+    """A saved rlspoof policy continues training as is; anything else is an encoder to wrap."""
+    if model_args.model_name_or_path and is_policy_folder(model_args.model_name_or_path):
+        return SpoofPolicy.from_pretrained(model_args.model_name_or_path).train()
+    lora = None
+    if model_args.use_peft:
+        lora = {"r": model_args.lora_r, "lora_alpha": model_args.lora_alpha,
+                "lora_dropout": model_args.lora_dropout,
+                "target_modules": list(model_args.lora_target_modules)}
+    layer = model_args.encoder_layer
+    encoder = EncoderConfig(
+        name_or_path=model_args.model_name_or_path,
+        preset=model_args.encoder_preset,
+        family=model_args.encoder_family if model_args.encoder_preset else None,
+        layer=int(layer) if layer.lstrip("-").isdigit() else layer,
+        freeze=model_args.freeze,
+        gradient_checkpointing=model_args.gradient_checkpointing_encoder,
+        lora=lora,
+        trust_remote_code=model_args.trust_remote_code,
+        allow_pickle=model_args.allow_pickle,
+    )
+    return build_policy(PolicyConfig(
+        encoder=encoder, pooling=model_args.pooling, head_hidden=model_args.head_hidden,
+        head_dropout=model_args.head_dropout, sample_rate=data_args.sample_rate,
+        crop_seconds=data_args.crop_seconds,
+    ))
+
+
+def recipe_method(recipe: str | Path, overrides: list[str]) -> str:
+    """The ``method`` key (override wins), needed before the recipe can be parsed."""
+    method = "sft"
+    try:
+        method = (yaml.safe_load(Path(recipe).read_text()) or {}).get("method", method)
+    except (OSError, yaml.YAMLError):
+        pass  # load_recipe reports these with the file and line
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.strip() == "method":
+            method = value.strip()
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    return method
+
+
+def train_from_recipe(recipe: str | Path, overrides: list[str] | None = None) -> Path:
+    """Train as the recipe says; returns the folder holding the final policy."""
+    overrides = list(overrides or [])
+    config_cls, trainer_cls = METHODS[recipe_method(recipe, overrides)]
+    model_args, data_args, train_args = load_recipe(
+        recipe, (ModelArguments, DataArguments, config_cls), overrides
+    )
+    set_seed(train_args.seed)
+    policy = policy_from_arguments(model_args, data_args)
+    train_set, dev_set = build_datasets(data_args, train_args.seed)
+    trainer = trainer_cls(
+        policy, train_args, train_set, dev_set,
+        recipe_configs=(model_args, data_args, train_args),
+    )
+    trainer.train(resume_from_checkpoint=train_args.resume_from_checkpoint)
+    trainer.save_model(train_args.output_dir)
+    trainer.save_state()
+    return Path(train_args.output_dir)
