@@ -161,13 +161,18 @@ def _check_keys(keys, dataclass_types, where: str) -> None:
 
 
 def parse_overrides(items: list[str]) -> list[str]:
-    """``["lr=1e-4", "seed=3"]`` -> ``["--lr", "1e-4", "--seed", "3"]`` for the argument parser."""
+    """``["lr=1e-4", "w=[1,4]"]`` -> ``["--lr", "1e-4", "--w", "1", "4"]`` for the argument parser."""
     args = []
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got {item!r}")
-        args += [f"--{key.strip()}", value.strip()]
+        value = value.strip()
+        if value.startswith("["):  # a list field: --set class_weights=[1,4]
+            items = yaml.safe_load(value)
+            args += [f"--{key.strip()}", *(str(v) for v in items)]
+        else:
+            args += [f"--{key.strip()}", value]
     return args
 
 
@@ -192,7 +197,7 @@ def load_recipe(path: str | Path, dataclass_types, overrides: list[str] | None =
         raise ConfigError(f"{path}: a recipe must be a YAML mapping of config keys")
     _check_keys(recipe, dataclass_types, str(path))
     args = parse_overrides(overrides or [])
-    _check_keys([a[2:] for a in args[::2]], dataclass_types, "--set")
+    _check_keys([a[2:] for a in args if a.startswith("--")], dataclass_types, "--set")
     parser = TrlParser(dataclass_types)
 
     def refuse(message: str):  # argparse would print a 150-line usage and exit

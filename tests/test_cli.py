@@ -93,3 +93,34 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path):
     )
     assert proc.returncode == 2
     assert "missing.csv" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_train_eval_detect_round_trip(tiny_corpus, tmp_path):
+    import json
+
+    import yaml
+
+    folder, _ = tiny_corpus
+    recipe = tmp_path / "sft.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "method": "sft", "encoder_preset": "tiny", "train_manifest": str(folder / "train.csv"),
+        "crop_seconds": 0.5, "output_dir": str(tmp_path / "run"), "max_steps": 3,
+        "per_device_train_batch_size": 4, "save_strategy": "no", "use_cpu": True,
+        "disable_tqdm": True, "report_to": "none",
+    }))
+    result = runner.invoke(app, ["train", str(recipe), "--set", "seed=5"])
+    assert result.exit_code == 0, result.output
+    model = tmp_path / "run"
+    assert (model / "model.safetensors").is_file()
+
+    result = runner.invoke(app, ["eval", "--model", str(model), "--set", f"dev={folder / 'dev.csv'}",
+                                 "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    assert "dev" in result.output and "pooled" in result.output
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["dev"]["pooled"]["n_bonafide"] == 8
+
+    out = tmp_path / "detect.json"
+    result = runner.invoke(app, ["detect", "--model", str(model), "--format", "json", "--out", str(out),
+                                 str(folder / "audio" / "dev")])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(out.read_text())["results"]) == 16

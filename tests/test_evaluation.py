@@ -1,0 +1,78 @@
+"""Scoring sets and files with a policy: score files, metrics.json, windows, bad files."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rlspoof.data.audio import write_audio
+from rlspoof.errors import AudioError
+from rlspoof.evaluation import collect_audio_paths, detect_files, evaluate_sets, score_manifest
+from rlspoof.models import EncoderConfig, PolicyConfig, build_policy
+
+
+@pytest.fixture(scope="module")
+def policy():
+    torch.manual_seed(0)
+    return build_policy(PolicyConfig(encoder=EncoderConfig(preset="tiny"))).eval()
+
+
+def test_scores_equal_policy_scores_of_the_loaded_audio(policy, tiny_corpus):
+    folder, manifest = tiny_corpus
+    dev = manifest.filter(split="dev")
+    scored = score_manifest(policy, dev, "dev", batch_size=3)
+    assert sorted(scored.utt_ids) == sorted(r.utt_id for r in dev)
+    from rlspoof.data.audio import load_audio
+
+    first = dev[0]
+    expected = policy.score([load_audio(folder / first.path)])[0]
+    assert scored.scores[scored.utt_ids.index(first.utt_id)] == pytest.approx(expected, abs=1e-5)
+
+
+def test_evaluate_sets_writes_score_files_and_metrics(policy, tiny_corpus, tmp_path):
+    _, manifest = tiny_corpus
+    sets = {"dev": manifest.filter(split="dev"), "unseen": manifest.filter(split="eval_unseen_attack")}
+    results = evaluate_sets(policy, sets, tmp_path)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(results))
+    for name, part in sets.items():
+        rows = list(csv.reader((tmp_path / "scores" / f"{name}.tsv").open(), delimiter="\t"))
+        assert rows[0] == ["filename", "cm-score", "label", "attack"] and len(rows) == len(part) + 1
+        pooled = results[name]["pooled"]
+        assert 0 <= pooled["eer"] <= 1 and pooled["eer_ci95"][0] <= pooled["eer"] <= pooled["eer_ci95"][1]
+        assert set(results[name]["per_attack"]) == {r.attack for r in part if r.label == "spoof"}
+
+
+def test_bad_audio_fails_or_is_skipped_and_reported(policy, tiny_corpus, tmp_path):
+    folder, manifest = tiny_corpus
+    dev = manifest.filter(split="dev")
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(b"fLaC not really")
+    dev.rows[0] = type(dev.rows[0])(**{**dev.rows[0].__dict__, "path": str(broken)})
+    with pytest.raises(AudioError, match="broken.flac"):
+        score_manifest(policy, dev)
+    scored = score_manifest(policy, dev, skip_bad=True)
+    assert len(scored.scores) == len(dev) - 1 and scored.skipped[0][0] == dev[0].utt_id
+
+
+def test_detect_windows_long_files_and_reports_bad_ones(policy, tmp_path):
+    t = np.arange(16000 * 3) / 16000
+    write_audio(tmp_path / "long.wav", 0.3 * np.sin(2 * np.pi * 220 * t))
+    write_audio(tmp_path / "short.wav", 0.3 * np.sin(2 * np.pi * 220 * t[:8000]))
+    (tmp_path / "bad.wav").write_bytes(b"RIFF")
+    (tmp_path / "list.txt").write_text("long.wav\nshort.wav\nbad.wav\n")
+    rows, errors = detect_files(policy, collect_audio_paths([tmp_path / "list.txt"]),
+                                window_seconds=1.0, hop_seconds=0.5)
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
+    assert len(by_name["long.wav"]["window_scores"]) == 5  # 0, .5, 1, 1.5, 2 s starts
+    assert len(by_name["short.wav"]["window_scores"]) == 1
+    long = by_name["long.wav"]
+    assert long["score"] == pytest.approx(np.mean(long["window_scores"]), abs=1e-5)
+    assert long["p_bonafide"] == pytest.approx(1 / (1 + np.exp(-long["score"])))
+    assert [e["path"].rsplit("/", 1)[-1] for e in errors] == ["bad.wav"]
+    with pytest.raises(AudioError):
+        detect_files(policy, [tmp_path / "bad.wav"], strict=True)

@@ -1,0 +1,82 @@
+"""SFT through transformers.Trainer: recipe -> policy -> training -> checkpoint folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from rlspoof.configs import ConfigError
+from rlspoof.data.manifest import write_manifest
+from rlspoof.models import SpoofPolicy
+from rlspoof.trainers.run import train_from_recipe
+from rlspoof.trainers.sft import sft_loss
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _recipe(tmp_path, train, dev, **overrides):
+    recipe = {
+        "method": "sft", "encoder_preset": "tiny", "freeze": "none",
+        "train_manifest": str(train), "eval_manifest": str(dev), "crop_seconds": 0.5,
+        "output_dir": str(tmp_path / "run"), "learning_rate": 3.0e-3,
+        "per_device_train_batch_size": 4, "per_device_eval_batch_size": 8,
+        "max_steps": 40, "eval_strategy": "no", "save_strategy": "no", "logging_steps": 5,
+        "use_cpu": True, "disable_tqdm": True, "seed": 3, "lr_scheduler_type": "constant",
+    }
+    recipe.update(overrides)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_sft_loss_matches_cross_entropy_and_weights_shift_it():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.5], [-1.0, 1.0]])
+    labels = torch.tensor([0, 1, 1])
+    plain = sft_loss(logits, labels)
+    assert torch.isclose(plain, torch.nn.functional.cross_entropy(logits, labels))
+    weighted = sft_loss(logits, labels, class_weights=[1.0, 3.0])
+    assert not torch.isclose(plain, weighted)
+    smoothed = sft_loss(logits, labels, label_smoothing=0.1)
+    assert smoothed > plain  # smoothing penalises the confident correct rows
+
+
+def test_sft_fits_a_few_utterances_and_saves_a_loadable_policy(tiny_corpus, tmp_path):
+    folder, manifest = tiny_corpus
+    few = manifest.filter(split="train")[:8]
+    few.root = folder
+    train = write_manifest(few, folder / "few.csv")
+    out = train_from_recipe(_recipe(tmp_path, train, train))
+
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert losses[-1] < losses[0] * 0.7, losses
+
+    policy = SpoofPolicy.from_pretrained(out)
+    assert (out / "recipe.resolved.yaml").is_file()
+    resolved = yaml.safe_load((out / "recipe.resolved.yaml").read_text())
+    assert resolved["learning_rate"] == 3.0e-3 and resolved["encoder_preset"] == "tiny"
+    assert not any(out.glob("*.bin")) and not (out / "training_args.bin").exists()
+    assert policy.metadata["trainer"] == "SFTTrainer"
+
+
+def test_recipe_typo_is_an_error_naming_the_key(tiny_corpus, tmp_path):
+    folder, _ = tiny_corpus
+    recipe = _recipe(tmp_path, folder / "train.csv", folder / "dev.csv", learnig_rate=1.0)
+    with pytest.raises(ConfigError, match="learnig_rate.*did you mean 'learning_rate'"):
+        train_from_recipe(recipe)
+
+
+def test_unknown_method_lists_valid_ones(tiny_corpus, tmp_path):
+    folder, _ = tiny_corpus
+    recipe = _recipe(tmp_path, folder / "train.csv", folder / "dev.csv", method="ppo")
+    with pytest.raises(ConfigError, match="unknown method 'ppo'.*sft"):
+        train_from_recipe(recipe)
