@@ -13,6 +13,7 @@ import typer
 
 from rlspoof.cli.data import data_app
 from rlspoof.cli.evaluate import detect, evaluate
+from rlspoof.cli.pretrain import pretrain
 from rlspoof.cli.train import train
 from rlspoof.errors import RlspoofError
 
@@ -24,6 +25,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data")
+app.command()(pretrain)
 app.command()(train)
 app.command(name="eval")(evaluate)
 app.command()(detect)

@@ -1,0 +1,22 @@
+"""``rlspoof pretrain RECIPE``: wav2vec 2.0 contrastive pre-training of an SSL encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rlspoof.cli.console import console
+
+
+def pretrain(
+    recipe: Path = typer.Argument(..., help="YAML recipe (see recipes/mini/pretrain.yaml)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a recipe key: --set max_steps=500."),
+) -> None:
+    """Pre-train an SSL encoder on (bonafide) audio; saves a transformers encoder folder."""
+    from rlspoof.configs import load_recipe
+    from rlspoof.trainers.pretrain import PretrainConfig, PretrainDataArguments, pretrain as run
+
+    cfg, data_args = load_recipe(recipe, (PretrainConfig, PretrainDataArguments), set_)
+    encoder_dir = run(cfg, data_args)
+    console.print(f"encoder saved to {encoder_dir}  (use it as model_name_or_path in a fine-tuning recipe)")
