@@ -15,7 +15,8 @@ def pretrain(
 ) -> None:
     """Pre-train an SSL encoder on (bonafide) audio; saves a transformers encoder folder."""
     from rlspoof.configs import load_recipe
-    from rlspoof.trainers.pretrain import PretrainConfig, PretrainDataArguments, pretrain as run
+    from rlspoof.trainers.pretrain import PretrainConfig, PretrainDataArguments
+    from rlspoof.trainers.pretrain import pretrain as run
 
     cfg, data_args = load_recipe(recipe, (PretrainConfig, PretrainDataArguments), set_)
     encoder_dir = run(cfg, data_args)
