@@ -13,10 +13,7 @@ Prints JSON; every number is labelled as coming from the synthetic corpus.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
-import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -31,6 +28,7 @@ from rlspoof.data.features import lfcc, utterance_stats
 from rlspoof.data.manifest import BONAFIDE, read_manifest
 from rlspoof.data.synth.corpus import build_corpus
 from rlspoof.metrics import compute_eer
+from rlspoof.provenance import run_facts
 
 EVAL_SPLITS = ("dev", "eval", "eval_unseen_attack", "eval_channel")
 
@@ -84,8 +82,6 @@ def main() -> None:
         results[split] = {"eer_percent": round(100 * _eer(scores, labels), 2),
                           "n": len(part), "per_attack_eer_percent": per_attack}
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
     report = {
         "benchmark": "baseline_lfcc_logreg",
         "corpus": f"rlspoof built-in SYNTHETIC corpus, size={args.size}, seed={args.seed}",
@@ -94,9 +90,7 @@ def main() -> None:
         "train_utterances": len(train),
         "results": results,
         "corpus_build_seconds": round(build_s, 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''} cpus={__import__('os').cpu_count()}".strip(),
-        "date": dt.date.today().isoformat(),
-        "git_commit": commit or None,
+        **run_facts(),
     }
     text = json.dumps(report, indent=2)
     print(text)

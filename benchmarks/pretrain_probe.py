@@ -17,12 +17,9 @@ labelled as coming from the synthetic corpus.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import os
-import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +29,7 @@ import torch
 
 from rlspoof.data.manifest import read_manifest
 from rlspoof.data.synth.corpus import build_corpus
+from rlspoof.provenance import run_facts
 from rlspoof.trainers.pretrain import (
     PretrainConfig,
     PretrainDataArguments,
@@ -104,8 +102,6 @@ def main() -> None:
     probe_rand = linear_probe(build_pretraining_model(cfg), train, evals, features=args.features)
     probe_s = time.perf_counter() - t1
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
     loss_start, loss_end = first_last("loss")
     contrastive_start, contrastive_end = first_last("contrastive_loss")
     report = {
@@ -137,10 +133,8 @@ def main() -> None:
         "pretrain_seconds": round(pretrain_s, 1),
         "probe_seconds": round(probe_s, 1),
         "seconds": round(pretrain_s + probe_s, 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''} cpus={os.cpu_count()}".strip(),
         "torch_threads": torch.get_num_threads(),
-        "date": dt.date.today().isoformat(),
-        "git_commit": commit or None,
+        **run_facts(),
     }
     if tmp is not None:
         tmp.cleanup()

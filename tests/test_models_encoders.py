@@ -32,14 +32,7 @@ from rlspoof.models.heads import (
 FAMILIES = list(ENCODER_FAMILIES)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine the thread pool's
-    spin-waiting can make each small op 100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _save_tiny(folder, family="wav2vec2", seed=0):

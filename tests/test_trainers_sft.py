@@ -14,13 +14,7 @@ from rlspoof.models import SpoofPolicy
 from rlspoof.trainers.run import train_from_recipe
 from rlspoof.trainers.sft import sft_loss
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _recipe(tmp_path, train, dev, **overrides):

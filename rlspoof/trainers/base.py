@@ -53,7 +53,9 @@ def build_datasets(data_args: DataArguments, seed: int) -> tuple[SpoofDataset, S
     return train, dev
 
 
-class _FreshCropsEachEpoch(TrainerCallback):
+class FreshCropsEachEpoch(TrainerCallback):
+    """New random crops every epoch (the dataset seeds each item by (seed, epoch, index))."""
+
     def __init__(self, dataset: SpoofDataset):
         self.dataset = dataset
 
@@ -72,7 +74,7 @@ class SpoofTrainer(Trainer):
                          eval_dataset=eval_dataset, **kwargs)
         self.recipe_configs = tuple(recipe_configs)
         if isinstance(train_dataset, SpoofDataset):
-            self.add_callback(_FreshCropsEachEpoch(train_dataset))
+            self.add_callback(FreshCropsEachEpoch(train_dataset))
 
     def policy_logits(self, model, inputs):
         """One forward pass of the policy: logits (B, 2), index 0 bonafide, 1 spoof."""

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
-import subprocess
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,6 +41,8 @@ from rlspoof.data.dataset import AudioCollator, SpoofDataset
 from rlspoof.data.manifest import BONAFIDE, LABELS, Manifest, normalize_label, read_manifest
 from rlspoof.errors import DataError, RlspoofError
 from rlspoof.metrics import compute_eer
+from rlspoof.provenance import run_facts
+from rlspoof.trainers.base import FreshCropsEachEpoch
 
 #: Config keys that are PretrainConfig fields; ``encoder_overrides`` may not set them too.
 _PRETRAIN_KEYS = (
@@ -323,14 +323,6 @@ class GumbelTemperatureCallback(TrainerCallback):
         self._set(model, state.global_step)
 
 
-class _FreshCrops(TrainerCallback):
-    def __init__(self, dataset: SpoofDataset):
-        self.dataset = dataset
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self.dataset.set_epoch(int(state.epoch or 0))
-
-
 class PretrainTrainer(Trainer):
     """``Trainer`` for ``Wav2Vec2ForPreTraining``: the method is ``compute_loss`` (TRL style).
 
@@ -349,7 +341,7 @@ class PretrainTrainer(Trainer):
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self.add_callback(GumbelTemperatureCallback(args))
         if isinstance(train_dataset, SpoofDataset):
-            self.add_callback(_FreshCrops(train_dataset))
+            self.add_callback(FreshCropsEachEpoch(train_dataset))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
@@ -425,15 +417,6 @@ def _curve(log_history: list[dict]) -> list[dict]:
     return curve
 
 
-def _git_commit() -> str | None:
-    try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              timeout=10, cwd=Path(__file__).parent)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None
-
-
 def pretrain(cfg: PretrainConfig, data_args: PretrainDataArguments) -> Path:
     """Pre-train an encoder; return the folder of the saved ``Wav2Vec2Model``.
 
@@ -461,9 +444,7 @@ def pretrain(cfg: PretrainConfig, data_args: PretrainDataArguments) -> Path:
             "global_steps": trainer.state.global_step,
             "train_runtime_s": round(result.metrics.get("train_runtime", math.nan), 2),
             "seed": cfg.seed,
-            "git_commit": _git_commit(),
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                         "python": platform.python_version()},
+            **run_facts(),
             "curve": _curve(trainer.state.log_history),
         }
         (out / "pretrain_log.json").write_text(json.dumps(log, indent=2) + "\n")

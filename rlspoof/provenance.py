@@ -1,0 +1,34 @@
+"""Facts every run and benchmark records, so a number can be traced to the code that made it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+
+def git_commit() -> str | None:
+    """Short commit of the rlspoof checkout, or None outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10, cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def run_facts() -> dict:
+    """Machine, date, versions and commit."""
+    import numpy
+    import torch
+    import transformers
+
+    return {
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f" cpus={os.cpu_count()}",
+        "date": dt.date.today().isoformat(),
+        "git_commit": git_commit(),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "numpy": numpy.__version__},
+    }
