@@ -23,6 +23,8 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/baseline_lfcc.py --size small --out benchmarks/results/baseline_lfcc_small.json
+	$(BIN)/python benchmarks/metrics_speed.py --out benchmarks/results/metrics_speed.json
+	$(BIN)/python benchmarks/eval_throughput.py --out benchmarks/results/eval_throughput.json
 
 lint: install
 	$(BIN)/ruff check rlspoof tests benchmarks
