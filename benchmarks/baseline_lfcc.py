@@ -13,7 +13,6 @@ Prints JSON; every number is labelled as coming from the synthetic corpus.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -28,7 +27,7 @@ from rlspoof.data.features import lfcc, utterance_stats
 from rlspoof.data.manifest import BONAFIDE, read_manifest
 from rlspoof.data.synth.corpus import build_corpus
 from rlspoof.metrics import compute_eer
-from rlspoof.provenance import run_facts
+from rlspoof.provenance import emit_report, run_facts
 
 EVAL_SPLITS = ("dev", "eval", "eval_unseen_attack", "eval_channel")
 
@@ -92,11 +91,7 @@ def main() -> None:
         "corpus_build_seconds": round(build_s, 1),
         **run_facts(),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit_report(report, args.out)
 
 
 if __name__ == "__main__":

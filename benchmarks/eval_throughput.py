@@ -10,7 +10,6 @@ randomly initialised (speed does not depend on the weights).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from rlspoof.models import EncoderConfig, PolicyConfig, build_policy, count_parameters
-from rlspoof.provenance import run_facts
+from rlspoof.provenance import emit_report, run_facts
 
 
 def measure(preset: str, seconds: float, n_utts: int, batch_size: int) -> dict:
@@ -53,11 +52,7 @@ def main() -> None:
         "results": [measure("tiny", args.seconds, 256, 32), measure("base", args.seconds, 32, 8)],
         **run_facts(),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import time
@@ -24,6 +23,7 @@ import sklearn
 from sklearn.metrics import roc_curve
 
 from rlspoof.metrics import act_dcf, cllr, compute_eer, min_cllr, min_dcf
+from rlspoof.provenance import emit_report
 
 
 def sklearn_eer(bona: np.ndarray, spoof: np.ndarray) -> float:
@@ -99,11 +99,7 @@ def main() -> None:
         },
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit_report(result, args.out)
 
 
 if __name__ == "__main__":

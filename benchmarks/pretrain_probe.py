@@ -29,7 +29,7 @@ import torch
 
 from rlspoof.data.manifest import read_manifest
 from rlspoof.data.synth.corpus import build_corpus
-from rlspoof.provenance import run_facts
+from rlspoof.provenance import emit_report, run_facts
 from rlspoof.trainers.pretrain import (
     PretrainConfig,
     PretrainDataArguments,
@@ -138,11 +138,7 @@ def main() -> None:
     }
     if tmp is not None:
         tmp.cleanup()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -32,3 +32,16 @@ def run_facts() -> dict:
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__, "numpy": numpy.__version__},
     }
+
+
+def emit_report(report: dict, out=None) -> str:
+    """Print a benchmark's JSON and, if ``out`` is given, write it there too."""
+    import json
+
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+    return text
