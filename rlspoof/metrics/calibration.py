@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rlspoof.metrics.eer import _as_scores
+from rlspoof.metrics.eer import _as_scores, sorted_trials
 
 __all__ = ["cllr", "min_cllr", "pav_llrs"]
 
@@ -64,15 +64,11 @@ def _isotonic(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def _pav_llrs(bona: np.ndarray, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n_bona, n_spoof = bona.size, spoof.size
-    scores = np.concatenate((bona, spoof))
-    is_bona = np.zeros(scores.size, dtype=np.float64)
-    is_bona[:n_bona] = 1.0
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
+    sorted_scores, sorted_is_bona = sorted_trials(bona, spoof)
     # Tied scores form one block: a monotone map must give them one value.
     starts = np.flatnonzero(np.diff(sorted_scores, prepend=-np.inf) > 0)
-    n_group = np.diff(np.append(starts, scores.size))
-    bona_group = np.add.reduceat(is_bona[order], starts)
+    n_group = np.diff(np.append(starts, sorted_scores.size))
+    bona_group = np.add.reduceat(sorted_is_bona.astype(np.float64), starts)
     posterior = _isotonic(bona_group / n_group, n_group.astype(np.float64))
     with np.errstate(divide="ignore"):
         log_odds = np.log(posterior) - np.log1p(-posterior)

@@ -47,6 +47,19 @@ def _as_scores(values, name: str, metric: str) -> np.ndarray:
     return arr
 
 
+def sorted_trials(bona: np.ndarray, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All scores in ascending order and a 0/1 int array marking the bonafide ones.
+
+    Stable sort: among tied scores bonafide (concatenated first) stays before spoof, as in
+    the ASVspoof packages; every sort-based metric here shares this one ordering.
+    """
+    scores = np.concatenate((bona, spoof))
+    is_bona = np.zeros(scores.size, dtype=np.int64)
+    is_bona[: bona.size] = 1
+    order = np.argsort(scores, kind="mergesort")
+    return scores[order], is_bona[order]
+
+
 def det_curve(
     bonafide_scores: Sequence[float] | np.ndarray,
     spoof_scores: Sequence[float] | np.ndarray,
@@ -69,18 +82,12 @@ def det_curve(
     spoof = _as_scores(spoof_scores, "spoof", _metric)
     n_bona, n_spoof = bona.size, spoof.size
 
-    scores = np.concatenate((bona, spoof))
-    is_bona = np.zeros(scores.size, dtype=np.int64)
-    is_bona[:n_bona] = 1
-    # Stable sort: ties keep bonafide (concatenated first) before spoof, as ASVspoof does.
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    bona_below = np.cumsum(is_bona[order])  # bonafide among the k lowest scores
-    spoof_below = np.arange(1, scores.size + 1) - bona_below
+    sorted_scores, sorted_is_bona = sorted_trials(bona, spoof)
+    bona_below = np.cumsum(sorted_is_bona)  # bonafide among the k lowest scores
+    spoof_below = np.arange(1, sorted_scores.size + 1) - bona_below
 
-    frr = np.empty(scores.size + 1)
-    far = np.empty(scores.size + 1)
-    thresholds = np.empty(scores.size + 1)
+    n = sorted_scores.size + 1
+    frr, far, thresholds = np.empty(n), np.empty(n), np.empty(n)
     frr[0], far[0] = 0.0, 1.0
     frr[1:] = bona_below / n_bona
     far[1:] = (n_spoof - spoof_below) / n_spoof
