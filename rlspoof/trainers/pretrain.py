@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
 import yaml
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.models.wav2vec2.modeling_wav2vec2 import (
@@ -41,6 +40,7 @@ from rlspoof.data.dataset import AudioCollator, SpoofDataset
 from rlspoof.data.manifest import BONAFIDE, LABELS, Manifest, normalize_label, read_manifest
 from rlspoof.errors import DataError, RlspoofError
 from rlspoof.metrics import compute_eer
+from rlspoof.models.encoders import EncoderConfig, load_encoder
 from rlspoof.provenance import run_facts
 from rlspoof.trainers.base import FreshCropsEachEpoch
 
@@ -460,10 +460,8 @@ PROBE_FEATURES = ("all_layers", "last")
 
 def _load_encoder(encoder):
     if isinstance(encoder, (str, Path)):
-        path = Path(encoder)
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"{path} is not an encoder folder (no config.json)")
-        return transformers.AutoModel.from_pretrained(path)
+        # The policy's loader: safetensors only, no remote code, missing weights are errors.
+        return load_encoder(EncoderConfig(name_or_path=str(encoder), freeze="all"))[0]
     encoder = _unwrap(encoder)
     return encoder.wav2vec2 if isinstance(encoder, Wav2Vec2ForPreTraining) else encoder
 
