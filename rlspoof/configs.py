@@ -10,6 +10,7 @@ what TRL lacks: an unknown key is an error that names the key and the closest va
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -136,6 +137,146 @@ class SFTConfig(TrainingArguments):
             len(self.class_weights) != 2 or min(self.class_weights) <= 0
         ):
             raise ConfigError("class_weights must be two positive numbers [bonafide, spoof]")
+        super().__post_init__()
+
+
+def _one_of(name: str, value, valid) -> None:
+    if value not in valid:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, valid))}; got {value!r}")
+
+
+@dataclass
+class GRPOConfig(SFTConfig):
+    """GRPO for a two-action policy, with TRL's field names and defaults where they carry over.
+
+    What differs from TRL, because a decision is one token over two actions: the G decisions of a
+    group come from one forward pass (``num_generations`` costs nothing extra), an ``exact``
+    estimator replaces sampling by the expectation over both actions, and the published method's
+    options (batch-level centring, an old policy refreshed every K steps, no clipping) are fields
+    rather than forks. ``class_weights`` is unused here but kept so a hybrid run reads one config.
+    """
+
+    method: str = field(default="grpo", metadata={"help": "Training method (grpo)."})
+    learning_rate: float = field(default=1e-6, metadata={"help": "AdamW learning rate (TRL: 1e-6)."})
+    num_generations: int = field(
+        default=8, metadata={"help": "G: decisions sampled per utterance from one forward pass."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the policy."})
+    estimator: str = field(
+        default="sampled",
+        metadata={"help": "sampled (G draws per utterance) | exact (expectation over both actions: "
+                          "the variance-free limit of large G)."})
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["correctness"],
+        metadata={"help": "Reward function names (rlspoof.rewards registry) or dotted import paths."})
+    reward_weights: list[float] | None = field(
+        default=None, metadata={"help": "One weight per reward function (None: all 1.0)."})
+    reward_kwargs: dict | str | None = field(
+        default=None, metadata={"help": "Settings per reward function: {cost_weighted: {c_fa: 10}}."})
+    scale_rewards: str = field(
+        default="group", metadata={"help": "Divide advantages by the std of the group | batch | none."})
+    advantage_center: str = field(
+        default="group",
+        metadata={"help": "Subtract the mean of the group (TRL) | batch (the published method) | "
+                          "none (raw-reward ablation)."})
+    advantage_eps: float = field(
+        default=1e-4, metadata={"help": "Added to the std (TRL 1e-4; the published method 1e-5)."})
+    loss_type: str = field(
+        default="dapo", metadata={"help": "grpo | bnpo | dr_grpo | dapo (TRL; equal for one decision "
+                                          "per utterance)."})
+    epsilon: float = field(default=0.2, metadata={"help": "Lower clipping range of the ratio."})
+    epsilon_high: float | None = field(
+        default=None, metadata={"help": "Upper clipping range (None: = epsilon; DAPO uses 0.28)."})
+    use_clipping: bool = field(
+        default=True, metadata={"help": "False: the published GRPO_s, exp(logp - logp.detach()) * A."})
+    num_iterations: int = field(
+        default=1, metadata={"help": "mu: optimizer steps on each batch, with stored old log-probs."})
+    old_policy_sync_steps: int = field(
+        default=0,
+        metadata={"help": "K > 0: the old policy is a frozen copy refreshed every K optimizer steps "
+                          "(the published GRPO, K=1000); 0: the batch's own log-probs (TRL)."})
+    beta: float = field(
+        default=0.0, metadata={"help": "KL coefficient to the reference policy (TRL 0.0; the published "
+                                       "method 0.04). 0 loads no reference."})
+    entropy_coef: float = field(default=0.0, metadata={"help": "Entropy bonus coefficient."})
+    sync_ref_model: bool = field(
+        default=False, metadata={"help": "Mix the policy into the reference every ref_model_sync_steps."})
+    ref_model_mixup_alpha: float = field(default=0.6, metadata={"help": "Mixing weight for sync_ref_model."})
+    ref_model_sync_steps: int = field(default=512, metadata={"help": "Steps between reference syncs."})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reward_kwargs, str):  # from the command line: --set reward_kwargs='{...}'
+            try:
+                self.reward_kwargs = json.loads(self.reward_kwargs)
+            except json.JSONDecodeError as err:
+                raise ConfigError(f"reward_kwargs must be a mapping (JSON on the command line): {err}") from None
+        if isinstance(self.scale_rewards, bool):  # TRL accepts booleans: True = group, False = none
+            self.scale_rewards = "group" if self.scale_rewards else "none"
+        _one_of("estimator", self.estimator, ("sampled", "exact"))
+        _one_of("scale_rewards", self.scale_rewards, ("group", "batch", "none"))
+        _one_of("advantage_center", self.advantage_center, ("group", "batch", "none"))
+        _one_of("loss_type", self.loss_type, ("grpo", "bnpo", "dr_grpo", "dapo"))
+        checks = [
+            (self.num_generations >= 1, f"num_generations must be >= 1, got {self.num_generations}"),
+            (self.estimator == "exact" or self.num_generations >= 2 or self.advantage_center != "group",
+             "num_generations=1 with advantage_center=group makes every advantage zero: use G >= 2"),
+            (self.temperature > 0, f"temperature must be > 0, got {self.temperature}"),
+            (self.epsilon >= 0, f"epsilon must be >= 0, got {self.epsilon}"),
+            (self.epsilon_high is None or self.epsilon_high >= 0,
+             f"epsilon_high must be >= 0 or null, got {self.epsilon_high}"),
+            (self.num_iterations >= 1, f"num_iterations must be >= 1, got {self.num_iterations}"),
+            (self.old_policy_sync_steps >= 0, "old_policy_sync_steps must be >= 0 (0 = off)"),
+            (not (self.old_policy_sync_steps and self.num_iterations > 1),
+             "use either num_iterations > 1 (TRL) or old_policy_sync_steps (the published method), "
+             "not both"),
+            (self.beta >= 0, f"beta must be >= 0, got {self.beta}"),
+            (self.advantage_eps > 0, f"advantage_eps must be > 0, got {self.advantage_eps}"),
+            (not self.sync_ref_model or self.beta > 0,
+             "sync_ref_model needs a reference policy: set beta > 0"),
+            (0 <= self.ref_model_mixup_alpha <= 1, "ref_model_mixup_alpha must be in [0, 1]"),
+            (self.ref_model_sync_steps >= 1, "ref_model_sync_steps must be >= 1"),
+            (not self.reward_weights or len(self.reward_weights) == len(self.reward_funcs),
+             f"reward_weights has {len(self.reward_weights or [])} values for "
+             f"{len(self.reward_funcs)} reward_funcs"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        super().__post_init__()
+
+
+@dataclass
+class HybridConfig(GRPOConfig):
+    """SFT and GRPO in one run: loss = w(step) * CE + (1 - w(step)) * GRPO.
+
+    One schedule field covers the published hybrid (``sft_then_grpo``), its reverse and mixed
+    losses, so a new schedule is a recipe value, not a new trainer.
+    """
+
+    method: str = field(default="hybrid", metadata={"help": "Training method (hybrid)."})
+    schedule: str = field(
+        default="sft_then_grpo",
+        metadata={"help": "sft_then_grpo | grpo_then_sft (switch at switch_step) | mixed "
+                          "(weight sft_weight, moving linearly to sft_weight_end if set)."})
+    switch_step: int | None = field(
+        default=None, metadata={"help": "Optimizer step of the switch (None: half of max_steps)."})
+    sft_weight: float = field(default=0.5, metadata={"help": "mixed: weight of the CE loss."})
+    sft_weight_end: float | None = field(
+        default=None, metadata={"help": "mixed: CE weight at the last step (linear; None: constant)."})
+    reset_reference_at_switch: bool = field(
+        default=True,
+        metadata={"help": "sft_then_grpo: the reference becomes the policy at the switch, as when "
+                          "GRPO starts from an SFT checkpoint."})
+
+    def __post_init__(self) -> None:
+        _one_of("schedule", self.schedule, ("sft_then_grpo", "grpo_then_sft", "mixed"))
+        for name in ("sft_weight", "sft_weight_end"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ConfigError(f"{name} must be in [0, 1], got {value}")
+        if self.switch_step is not None and self.switch_step < 0:
+            raise ConfigError(f"switch_step must be >= 0, got {self.switch_step}")
+        if self.schedule != "mixed" and self.switch_step is None and self.max_steps <= 0:
+            raise ConfigError(f"schedule {self.schedule} needs switch_step (or max_steps to switch at half)")
         super().__post_init__()
 
 

@@ -1,7 +1,9 @@
 """What every rlspoof trainer shares, on top of ``transformers.Trainer``.
 
-Like TRL's trainers, a method is a ``Trainer`` subclass that overrides ``compute_loss`` only;
-this base supplies the audio side: datasets from manifests, the padding collator, fresh crops
+Like TRL's trainers, a method is a ``Trainer`` subclass that implements one loss: here
+``training_loss(model, inputs, logits)``, given the logits of the batch's single policy forward
+pass. This base supplies the forward pass, one dev loss for every method (cross-entropy, so
+methods compare), and the audio side: the audio side: datasets from manifests, the padding collator, fresh crops
 each epoch, ASVspoof metrics on the dev set, and checkpoints saved as ``SpoofPolicy`` folders
 (config + safetensors + metadata) instead of a bare state dict plus a pickled
 ``training_args.bin``.
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
 
 from rlspoof.configs import DataArguments, save_resolved
@@ -79,6 +83,17 @@ class SpoofTrainer(Trainer):
     def policy_logits(self, model, inputs):
         """One forward pass of the policy: logits (B, 2), index 0 bonafide, 1 spoof."""
         return model(inputs["input_values"], attention_mask=inputs.get("attention_mask"))
+
+    def training_loss(self, model, inputs, logits) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement training_loss")
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logits = self.policy_logits(model, inputs)
+        if model.training:
+            loss = self.training_loss(model, inputs, logits)
+        else:  # the same dev loss for every method, so their curves compare
+            loss = F.cross_entropy(logits.float(), inputs["labels"])
+        return (loss, {"logits": logits}) if return_outputs else loss
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         output_dir = output_dir or self.args.output_dir

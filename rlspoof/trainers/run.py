@@ -12,13 +12,27 @@ from pathlib import Path
 import yaml
 from transformers import set_seed
 
-from rlspoof.configs import ConfigError, DataArguments, ModelArguments, SFTConfig, load_recipe
+from rlspoof.configs import (
+    ConfigError,
+    DataArguments,
+    GRPOConfig,
+    HybridConfig,
+    ModelArguments,
+    SFTConfig,
+    load_recipe,
+)
 from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
 from rlspoof.models.policy import CONFIG_NAME, POLICY_FORMAT
 from rlspoof.trainers.base import build_datasets
+from rlspoof.trainers.grpo import GRPOTrainer
+from rlspoof.trainers.hybrid import HybridTrainer
 from rlspoof.trainers.sft import SFTTrainer
 
-METHODS = {"sft": (SFTConfig, SFTTrainer)}
+METHODS = {
+    "sft": (SFTConfig, SFTTrainer),
+    "grpo": (GRPOConfig, GRPOTrainer),
+    "hybrid": (HybridConfig, HybridTrainer),
+}
 
 
 def is_policy_folder(path: str | Path) -> bool:

@@ -20,8 +20,6 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor, class_weights=None,
 class SFTTrainer(SpoofTrainer):
     """Cross-entropy with optional class weights and label smoothing (``SFTConfig``)."""
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits = self.policy_logits(model, inputs)
-        loss = sft_loss(logits, inputs["labels"], self.args.class_weights,
+    def training_loss(self, model, inputs, logits) -> torch.Tensor:
+        return sft_loss(logits, inputs["labels"], self.args.class_weights,
                         self.args.label_smoothing_factor)
-        return (loss, {"logits": logits}) if return_outputs else loss

@@ -1,0 +1,27 @@
+"""Pure tensor building blocks of GRPO for classifier policies (no models, no trainers).
+
+* :mod:`~rlspoof.algos.sampling`: draw a group of labels from one forward pass and score them;
+* :mod:`~rlspoof.algos.advantages`: group/batch reward normalisation (TRL and the paper);
+* :mod:`~rlspoof.algos.losses`: the clipped surrogate + k3 KL with TRL's loss aggregations.
+
+Kept free of models so every convention can be checked against hand-computed values.
+"""
+
+from __future__ import annotations
+
+from rlspoof.algos.advantages import CENTERS, SCALES, group_advantages, zero_std_fraction
+from rlspoof.algos.losses import LOSS_TYPES, exact_kl, grpo_loss
+from rlspoof.algos.sampling import action_log_probs, all_actions, sample_actions
+
+__all__ = [
+    "CENTERS",
+    "LOSS_TYPES",
+    "SCALES",
+    "action_log_probs",
+    "all_actions",
+    "exact_kl",
+    "group_advantages",
+    "grpo_loss",
+    "sample_actions",
+    "zero_std_fraction",
+]

@@ -1,0 +1,225 @@
+"""GRPO for a detector: TRL's group-relative policy optimisation on a two-action policy.
+
+One training step reads top to bottom:
+
+    audio batch -> ONE policy forward -> logits (B, 2)
+      -> rollout: G decisions per utterance sampled from those logits (or, with
+         ``estimator: exact``, both actions weighted by their probabilities)
+      -> rewards (weighted reward functions) -> group-relative advantages
+      -> clipped surrogate + beta * KL(reference) -> loss
+
+A language model needs G generations, hence G forward passes; a detector's decision is a
+single token, so all G samples share one forward pass and GRPO costs about what SFT costs
+(``benchmarks/grpo_step_time.py`` measures it). The maths lives in ``rlspoof.algos`` and
+``rlspoof.rewards`` as pure functions; this module only wires them to ``transformers.Trainer``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+from transformers import TrainerCallback
+from trl.trainer.callbacks import SyncRefModelCallback
+from trl.trainer.utils import RepeatSampler
+
+from rlspoof.algos import (
+    action_log_probs,
+    all_actions,
+    group_advantages,
+    grpo_loss,
+    sample_actions,
+    zero_std_fraction,
+)
+from rlspoof.rewards import compute_rewards, resolve_rewards
+from rlspoof.trainers.base import SpoofTrainer
+
+
+@dataclass
+class Rollout:
+    """The decisions of one batch and what they earned; reused for ``num_iterations`` steps."""
+
+    utt_ids: list[str]
+    actions: torch.Tensor  # (B, G) sampled, or (B, 2) every action in exact mode
+    sample_weights: torch.Tensor | None  # (B, 2) old-policy probabilities in exact mode
+    old_logp: torch.Tensor  # (B, G) log-probabilities of the actions when they were taken
+    rewards: torch.Tensor  # (B, G) weighted total
+    rewards_per_func: dict[str, torch.Tensor]
+    advantages: torch.Tensor  # (B, G)
+
+
+def make_rollout(logits, labels, args, reward_funcs, reward_weights, generator, columns) -> Rollout:
+    """Group sampling -> rewards -> advantages for one batch (no gradient flows here)."""
+    logits = logits.detach()
+    probs = torch.softmax(logits.float() / args.temperature, dim=-1)
+    if args.estimator == "exact":
+        actions = all_actions(logits.shape[0], logits.shape[-1], device=logits.device)
+        sample_weights = probs
+    else:
+        actions = sample_actions(logits, args.num_generations, args.temperature, generator)
+        sample_weights = None
+    rewards, per_func = compute_rewards(
+        reward_funcs, reward_weights.to(logits.device), actions, labels, probs=probs, **columns
+    )
+    advantages = group_advantages(
+        rewards, center=args.advantage_center, scale=args.scale_rewards,
+        eps=args.advantage_eps, weights=sample_weights,
+    )
+    return Rollout(
+        utt_ids=list(columns.get("utt_id", [])),
+        actions=actions,
+        sample_weights=sample_weights,
+        old_logp=action_log_probs(logits, actions, args.temperature),
+        rewards=rewards,
+        rewards_per_func=per_func,
+        advantages=advantages,
+    )
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A reference / old policy: same weights, no gradients, eval mode (no dropout)."""
+    return copy.deepcopy(model).eval().requires_grad_(False)
+
+
+class SyncOldPolicy(TrainerCallback):
+    """The published method's old policy: a copy refreshed every K optimizer steps."""
+
+    def __init__(self, old_model: torch.nn.Module, every: int):
+        self.old_model, self.every = old_model, every
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0:
+            SyncRefModelCallback.sync_target_model(model, self.old_model, 1.0)
+
+
+class GRPOTrainer(SpoofTrainer):
+    """GRPO on ``GRPOConfig``; logs TRL's metrics (reward, reward_std, frac_reward_zero_std,
+    kl, clip ratios, entropy) plus per-reward-function means."""
+
+    def __init__(self, model, args, train_dataset=None, eval_dataset=None, **kwargs):
+        super().__init__(model, args, train_dataset, eval_dataset, **kwargs)
+        self.reward_funcs, self.reward_weights = resolve_rewards(
+            list(args.reward_funcs), args.reward_weights, args.reward_kwargs
+        )
+        device = self.args.device
+        self.ref_model = frozen_copy(model).to(device) if args.beta > 0 else None
+        self.old_model = frozen_copy(model).to(device) if args.old_policy_sync_steps else None
+        if self.ref_model is not None and args.sync_ref_model:
+            self.add_callback(SyncRefModelCallback(self.ref_model, self.accelerator))
+        if self.old_model is not None:
+            self.add_callback(SyncOldPolicy(self.old_model, args.old_policy_sync_steps))
+        self._generator: torch.Generator | None = None
+        self._rollouts: dict[int, Rollout] = {}  # micro-batch position -> rollout to reuse
+        self._micro_step = 0
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+
+    # ---------------------------------------------------------------- data
+
+    def _get_train_sampler(self, train_dataset=None):
+        """With ``num_iterations`` = mu > 1 every global batch comes back mu times in a row
+        (TRL's RepeatSampler), so the stored rollout meets the same utterances again."""
+        if self.args.num_iterations == 1:
+            return super()._get_train_sampler(train_dataset)
+        global_batch = (self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+                        * self.args.world_size)
+        return RepeatSampler(train_dataset or self.train_dataset, mini_repeat_count=1,
+                             batch_size=global_batch, repeat_count=self.args.num_iterations,
+                             seed=self.args.seed)
+
+    def sampling_generator(self, device: torch.device) -> torch.Generator:
+        """Seeded per process, so a run's decisions are reproducible."""
+        if self._generator is None:
+            self._generator = torch.Generator(device=device)
+            self._generator.manual_seed(self.args.seed + self.args.process_index)
+        return self._generator
+
+    # ---------------------------------------------------------------- loss
+
+    def current_rollout(self, logits, inputs) -> Rollout:
+        """A fresh rollout on the first of ``num_iterations`` visits of a batch, else the stored one."""
+        position = self._micro_step % self.args.gradient_accumulation_steps
+        iteration = self.state.global_step % self.args.num_iterations
+        if iteration > 0 and position in self._rollouts:
+            stored = self._rollouts[position]
+            if stored.utt_ids and stored.utt_ids != list(inputs.get("utt_id", [])):
+                raise RuntimeError("num_iterations: the repeated batch differs from the stored one")
+            return stored
+        columns = {k: v for k, v in inputs.items() if k not in ("input_values", "attention_mask", "labels")}
+        rollout = make_rollout(logits, inputs["labels"], self.args, self.reward_funcs,
+                               self.reward_weights, self.sampling_generator(logits.device), columns)
+        if self.old_model is not None:
+            with torch.no_grad():
+                old_logits = self.policy_logits(self.old_model, inputs)
+            rollout.old_logp = action_log_probs(old_logits, rollout.actions, self.args.temperature)
+        if self.args.num_iterations > 1:
+            self._rollouts[position] = rollout
+        return rollout
+
+    def grpo_loss(self, model, inputs, logits) -> torch.Tensor:
+        args = self.args
+        rollout = self.current_rollout(logits, inputs)
+        logp = action_log_probs(logits, rollout.actions, args.temperature)
+        fresh = args.num_iterations == 1 and self.old_model is None
+        # TRL with num_iterations = 1: the old log-probs are the current ones, detached, so the
+        # ratio is 1 in value and the gradient is the policy gradient (with use_clipping=false
+        # this is exactly the published GRPO_s).
+        old_logp = logp.detach() if fresh else rollout.old_logp
+        ref_logp = None
+        if self.ref_model is not None:
+            with torch.no_grad():
+                ref_logits = self.policy_logits(self.ref_model, inputs)
+            ref_logp = action_log_probs(ref_logits, rollout.actions, args.temperature)
+        entropy = None
+        if args.entropy_coef:
+            entropy = torch.distributions.Categorical(logits=logits.float() / args.temperature).entropy()
+        loss, metrics = grpo_loss(
+            logp, old_logp, rollout.advantages, ref_logp=ref_logp, beta=args.beta,
+            epsilon_low=args.epsilon, epsilon_high=args.epsilon_high, loss_type=args.loss_type,
+            clip=args.use_clipping, sample_weights=rollout.sample_weights,
+            entropy=entropy, entropy_coef=args.entropy_coef,
+        )
+        self.record_metrics(rollout, logits, inputs["labels"], metrics)
+        return loss
+
+    def training_loss(self, model, inputs, logits) -> torch.Tensor:
+        return self.grpo_loss(model, inputs, logits)
+
+    def training_step(self, *args, **kwargs):
+        try:
+            return super().training_step(*args, **kwargs)
+        finally:
+            self._micro_step += 1  # the position inside gradient accumulation, for rollout reuse
+
+    # ---------------------------------------------------------------- logging
+
+    def record_metrics(self, rollout: Rollout, logits, labels, loss_metrics: dict) -> None:
+        w = rollout.sample_weights
+
+        def mean_and_std(r: torch.Tensor) -> tuple[float, float]:
+            if w is None:
+                return r.float().mean().item(), r.float().std(dim=1).mean().item() if r.shape[1] > 1 else 0.0
+            mean = (w * r).sum(1)
+            std = (w * (r - mean[:, None]) ** 2).sum(1).sqrt()
+            return mean.mean().item(), std.mean().item()
+
+        m = self._metrics
+        m["reward"].append(mean_and_std(rollout.rewards)[0])
+        m["reward_std"].append(mean_and_std(rollout.rewards)[1])
+        for name, r in rollout.rewards_per_func.items():
+            mean, std = mean_and_std(r)
+            m[f"rewards/{name}/mean"].append(mean)
+            m[f"rewards/{name}/std"].append(std)
+        if w is None:
+            m["frac_reward_zero_std"].append(zero_std_fraction(rollout.rewards))
+        m["accuracy"].append((logits.detach().argmax(-1) == labels).float().mean().item())
+        for key, value in loss_metrics.items():
+            m[key].append(float(value))
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Training logs carry the means of the metrics recorded since the last log (as TRL)."""
+        if "loss" in logs and self._metrics:
+            logs = {**logs, **{k: sum(v) / len(v) for k, v in self._metrics.items() if v}}
+            self._metrics.clear()
+        super().log(logs, start_time)

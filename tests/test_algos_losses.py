@@ -1,0 +1,349 @@
+"""GRPO loss: hand-computed aggregations, clipping boundaries, k3 KL, and exact mode vs sampling."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Categorical, kl_divergence
+
+from rlspoof.algos import (
+    LOSS_TYPES,
+    action_log_probs,
+    all_actions,
+    exact_kl,
+    group_advantages,
+    grpo_loss,
+    sample_actions,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+OLD = -0.5  # arbitrary old log-prob: only the ratio matters
+
+
+def _logp_from_ratios(ratios) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logp, old_logp) whose ratio exp(logp - old_logp) is ``ratios``; logp is a leaf."""
+    r = torch.tensor(ratios, dtype=torch.float64)
+    old = torch.full_like(r, OLD)
+    return (old + r.log()).requires_grad_(), old
+
+
+# Segment-level example: B=1, G=2, T=3; sequence 1 has one valid token. The padded tokens
+# hold ratios (0.1, with A<0) that would change both the loss and the clip metrics if counted.
+RAGGED_RATIOS = [[[1.1, 0.7, 1.5], [0.9, 0.1, 0.1]]]
+RAGGED_ADV = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
+RAGGED_MASK = torch.tensor([[[1, 1, 1], [1, 0, 0]]])
+# Per-token losses, eps 0.2: A=1: -min(1.1, 1.1) = -1.1; -min(0.7, 0.8) = -0.7;
+# -min(1.5, 1.2) = -1.2.  A=-2: -min(-1.8, -1.8) = 1.8.  Sums: -3.0 (3 tokens), 1.8 (1 token).
+RAGGED_EXPECTED = {
+    "grpo": (-3.0 / 3 + 1.8 / 1) / 2,  # 0.4: mean of per-sequence means
+    "bnpo": (-3.0 + 1.8) / 4,  # -0.3: per valid token
+    "dr_grpo": (-3.0 + 1.8) / (1 * 2 * 3),  # -0.2: per padded slot
+    "dapo": (-3.0 + 1.8) / 4,  # -0.3: num_items=None -> local valid-token count
+}
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_segment_level_aggregation_hand_computed(loss_type):
+    logp, old = _logp_from_ratios(RAGGED_RATIOS)
+    loss, metrics = grpo_loss(logp, old, RAGGED_ADV, loss_type=loss_type, mask=RAGGED_MASK)
+    assert loss.item() == pytest.approx(RAGGED_EXPECTED[loss_type], abs=1e-9)
+    # Metrics count valid tokens only: 1.5 is high-clipped (A>0); the padded 0.1s are ignored.
+    assert metrics["clip_ratio/high_mean"] == pytest.approx(0.25)
+    assert metrics["clip_ratio/low_mean"] == 0.0
+    assert metrics["clip_ratio/region_mean"] == pytest.approx(0.25)
+    assert metrics["ratio_mean"] == pytest.approx((1.1 + 0.7 + 1.5 + 0.9) / 4)
+    assert metrics["kl"] == 0.0
+
+
+def test_dapo_uses_the_global_token_count():
+    logp, old = _logp_from_ratios(RAGGED_RATIOS)
+    for num_items, expected in [(6, -1.2 / 6), (12.0, -1.2 / 12), (torch.tensor(8.0), -1.2 / 8)]:
+        loss, _ = grpo_loss(logp, old, RAGGED_ADV, mask=RAGGED_MASK, num_items=num_items)
+        assert loss.item() == pytest.approx(expected, abs=1e-9)
+
+
+def test_broadcast_mask_and_per_token_advantages():
+    """(B, 1, T) mask; (B, G, T) advantages equal to the broadcast (B, G) ones give the same loss."""
+    logp, old = _logp_from_ratios([[[1.1, 0.7, 1.5], [0.9, 5.0, 9.0]]])
+    mask = torch.tensor([[[1, 1, 0]]])
+    # Tokens: -1.1, -0.7 | 1.8, -min(-10, -2.4) = 10.  Per sequence: -0.9 and 5.9.
+    loss, _ = grpo_loss(logp, old, RAGGED_ADV, mask=mask, loss_type="grpo")
+    assert loss.item() == pytest.approx((-0.9 + 5.9) / 2)
+    loss_dr, _ = grpo_loss(logp, old, RAGGED_ADV, mask=mask, loss_type="dr_grpo")
+    assert loss_dr.item() == pytest.approx((-1.8 + 11.8) / 6)
+    per_token_adv = RAGGED_ADV.unsqueeze(-1).expand(1, 2, 3)
+    loss_tok, _ = grpo_loss(logp, old, per_token_adv, mask=mask, loss_type="grpo")
+    assert loss_tok.item() == pytest.approx(loss.item())
+
+
+# Utterance-level example: B=2, G=2 (T=1).
+FLAT_RATIOS = [[1.1, 0.7], [1.5, 0.9]]
+FLAT_ADV = torch.tensor([[1.0, 1.0], [1.0, -2.0]], dtype=torch.float64)
+# Losses: -1.1, -0.7, -1.2, 1.8 -> mean -0.3.
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_utterance_level_all_loss_types_coincide(loss_type):
+    logp, old = _logp_from_ratios(FLAT_RATIOS)
+    loss, metrics = grpo_loss(logp, old, FLAT_ADV, loss_type=loss_type)
+    assert loss.item() == pytest.approx(-0.3, abs=1e-9)
+    assert metrics["clip_ratio/high_mean"] == pytest.approx(0.25)
+    # The same decisions written as (B, G, 1) give the same value.
+    loss3, _ = grpo_loss(logp.unsqueeze(-1), old.unsqueeze(-1), FLAT_ADV, loss_type=loss_type)
+    assert loss3.item() == pytest.approx(-0.3, abs=1e-9)
+
+
+def test_utterance_level_mask():
+    logp, old = _logp_from_ratios(FLAT_RATIOS)
+    mask = torch.tensor([[1, 1], [1, 0]])
+    bnpo, _ = grpo_loss(logp, old, FLAT_ADV, mask=mask, loss_type="bnpo")
+    assert bnpo.item() == pytest.approx((-1.1 - 0.7 - 1.2) / 3)
+    grpo, _ = grpo_loss(logp, old, FLAT_ADV, mask=mask, loss_type="grpo")
+    assert grpo.item() == pytest.approx((-1.1 - 0.7 - 1.2) / 4)  # TRL: empty sequences count
+
+
+def test_sample_weights_hand_computed():
+    w_flat = torch.tensor([[0.5, 0.5], [0.9, 0.1]], dtype=torch.float64)
+    logp, old = _logp_from_ratios(FLAT_RATIOS)
+    for loss_type in LOSS_TYPES:
+        loss, _ = grpo_loss(logp, old, FLAT_ADV, sample_weights=w_flat, loss_type=loss_type)
+        # mean_b sum_g w l = ((-1.1 - 0.7) / 2 + (0.9 * -1.2 + 0.1 * 1.8)) / 2
+        assert loss.item() == pytest.approx(-0.9, abs=1e-9)
+    # Uniform weights reproduce the unweighted loss.
+    uniform, _ = grpo_loss(logp, old, FLAT_ADV, sample_weights=torch.full((2, 2), 0.5))
+    assert uniform.item() == pytest.approx(-0.3)
+    # Segment level: every token of sequence g scaled by G * w_g before the aggregation.
+    w = torch.tensor([[0.25, 0.75]], dtype=torch.float64)
+    logp, old = _logp_from_ratios(RAGGED_RATIOS)
+    grpo, metrics = grpo_loss(
+        logp, old, RAGGED_ADV, mask=RAGGED_MASK, sample_weights=w, loss_type="grpo"
+    )
+    assert grpo.item() == pytest.approx(0.25 * -1.0 + 0.75 * 1.8)
+    bnpo, _ = grpo_loss(logp, old, RAGGED_ADV, mask=RAGGED_MASK, sample_weights=w, loss_type="bnpo")
+    assert bnpo.item() == pytest.approx((0.5 * -3.0 + 1.5 * 1.8) / 4)
+    # Metrics are weighted too: the clipped token (weight 0.5) out of total weight 0.5*3 + 1.5.
+    assert metrics["clip_ratio/high_mean"] == pytest.approx(0.5 / 3.0)
+
+
+def _grads(ratios, advantages, **kwargs) -> tuple[torch.Tensor, dict[str, float]]:
+    logp, old = _logp_from_ratios(ratios)
+    loss, metrics = grpo_loss(logp, old, torch.tensor(advantages, dtype=torch.float64), **kwargs)
+    loss.backward()
+    return logp.grad, metrics
+
+
+def test_clipping_engages_exactly_at_one_plus_minus_epsilon():
+    d = 1e-3
+    eps = 0.2
+    # Columns: A>0 just inside / just outside the high edge; A<0 just inside / outside the low
+    # edge; and the "wrong" sides, where PPO's min never clips (A>0 low, A<0 high).
+    ratios = [[1 + eps - d, 1 + eps + d, 1 - eps + d, 1 - eps - d, 1 - eps - d, 1 + eps + d]]
+    adv = [[1.0, 1.0, -1.0, -1.0, 1.0, -1.0]]
+    grad, metrics = _grads(ratios, adv, epsilon_low=eps)
+    n = 6
+    expected = [-r * a / n for r, a in zip(ratios[0], adv[0], strict=True)]  # d(-rA)/dlogp = -rA
+    for k in (0, 2, 4, 5):
+        assert grad[0, k].item() == pytest.approx(expected[k], rel=1e-9), k
+    assert grad[0, 1].item() == 0.0  # clipped high with A > 0: no push beyond 1 + eps
+    assert grad[0, 3].item() == 0.0  # clipped low with A < 0: no push below 1 - eps
+    assert metrics["clip_ratio/high_mean"] == pytest.approx(1 / 6)
+    assert metrics["clip_ratio/low_mean"] == pytest.approx(1 / 6)
+    assert metrics["clip_ratio/region_mean"] == pytest.approx(2 / 6)
+    # Loss value at a clipped token is the clipped surrogate.
+    logp, old = _logp_from_ratios([[1 + eps + d]])
+    loss, _ = grpo_loss(logp, old, torch.tensor([[2.0]]), epsilon_low=eps)
+    assert loss.item() == pytest.approx(-(1 + eps) * 2.0)
+
+
+def test_asymmetric_epsilon_high():
+    ratios = [[1.25, 1.25, 0.79, 0.79]]
+    adv = [[1.0, 1.0, -1.0, -1.0]]
+    sym, _ = _grads(ratios, adv, epsilon_low=0.2)
+    asym, metrics = _grads(ratios, adv, epsilon_low=0.2, epsilon_high=0.28)
+    assert sym[0, 0].item() == 0.0  # 1.25 > 1.2: clipped with the symmetric range
+    assert asym[0, 0].item() == pytest.approx(-1.25 / 4)  # 1.25 < 1.28: still learning
+    assert asym[0, 2].item() == 0.0 and sym[0, 2].item() == 0.0  # low edge unchanged (0.8)
+    assert metrics["clip_ratio/high_mean"] == 0.0
+    assert metrics["clip_ratio/low_mean"] == pytest.approx(0.5)
+
+
+def test_no_clip_is_grpo_s():
+    """clip=False with old = logp.detach(): value -mean(A), gradient -A / (B G) per logp."""
+    logp = torch.tensor([[-0.1, -2.3], [-0.7, -0.05]], requires_grad=True)
+    adv = torch.tensor([[1.5, -0.5], [-1.0, 2.0]])
+    loss, metrics = grpo_loss(logp, logp.detach(), adv, clip=False)
+    assert loss.item() == pytest.approx(-adv.mean().item())
+    loss.backward()
+    assert torch.allclose(logp.grad, -adv / 4)
+    assert metrics["ratio_mean"] == pytest.approx(1.0)
+    # Unclipped far from 1: the ratio is used as is.
+    logp2, old2 = _logp_from_ratios([[3.0]])
+    loss2, m2 = grpo_loss(logp2, old2, torch.tensor([[1.0]]), clip=False)
+    assert loss2.item() == pytest.approx(-3.0)
+    assert m2["clip_ratio/region_mean"] == 0.0
+
+
+def test_k3_kl_zero_at_reference_positive_elsewhere():
+    logp = torch.tensor([[-0.2, -1.7], [-0.9, -0.4]], requires_grad=True)
+    adv = torch.tensor([[1.0, -1.0], [0.5, -0.5]])
+    base, _ = grpo_loss(logp, logp.detach(), adv)
+    same, m_same = grpo_loss(logp, logp.detach(), adv, ref_logp=logp.detach(), beta=0.5)
+    assert m_same["kl"] == 0.0
+    assert same.item() == pytest.approx(base.item())
+    (g,) = torch.autograd.grad(same - base, logp)
+    assert torch.allclose(g, torch.zeros_like(g))  # k3 has a minimum at logp = ref
+
+    ref = torch.tensor([[-0.5, -1.0], [-0.9, -2.0]])
+    with_kl, m_kl = grpo_loss(logp, logp.detach(), adv, ref_logp=ref, beta=0.5)
+    d = ref - logp.detach()
+    k3 = d.exp() - d - 1
+    assert (k3.flatten()[[0, 1, 3]] > 0).all() and k3[1, 0] == 0
+    assert m_kl["kl"] == pytest.approx(k3.mean().item())
+    assert with_kl.item() == pytest.approx(base.item() + 0.5 * k3.mean().item())
+    # Hand value of one k3: d = -0.3 -> exp(-0.3) + 0.3 - 1.
+    assert k3[0, 0].item() == pytest.approx(math.exp(-0.3) + 0.3 - 1)
+    # beta = 0 with a reference: logged, not penalised.
+    no_pen, m0 = grpo_loss(logp, logp.detach(), adv, ref_logp=ref)
+    assert no_pen.item() == pytest.approx(base.item()) and m0["kl"] == pytest.approx(m_kl["kl"])
+
+
+def test_beta_without_reference_raises():
+    logp = torch.zeros(2, 2)
+    with pytest.raises(ValueError, match="ref_logp"):
+        grpo_loss(logp, logp, torch.zeros(2, 2), beta=0.04)
+
+
+def test_exact_kl_matches_torch_distributions():
+    gen = torch.Generator().manual_seed(0)
+    p = torch.softmax(torch.randn(5, 2, generator=gen), -1)
+    q = torch.softmax(torch.randn(5, 2, generator=gen), -1)
+    kl = exact_kl(p, q)
+    assert kl.shape == (5,)
+    assert torch.allclose(kl, kl_divergence(Categorical(probs=p), Categorical(probs=q)), atol=1e-6)
+    assert (kl > 0).all()
+    assert torch.allclose(exact_kl(p, p), torch.zeros(5), atol=1e-7)
+    # 0 log 0 = 0: a deterministic policy against a uniform reference costs log 2.
+    det = exact_kl(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.5, 0.5]]))
+    assert det.item() == pytest.approx(math.log(2))
+    # Exact mode: k3 weighted by the policy's probabilities is the exact KL.
+    logits = torch.randn(5, 2, generator=gen)
+    ref_logits = torch.randn(5, 2, generator=gen)
+    acts = all_actions(5)
+    lp = action_log_probs(logits, acts)
+    _, metrics = grpo_loss(
+        lp,
+        lp,
+        torch.zeros(5, 2),
+        ref_logp=action_log_probs(ref_logits, acts),
+        sample_weights=lp.exp(),
+    )
+    exact = exact_kl(torch.softmax(logits, -1), torch.softmax(ref_logits, -1)).mean()
+    assert metrics["kl"] == pytest.approx(exact.item(), abs=1e-6)
+
+
+def test_entropy_bonus():
+    logp, old = _logp_from_ratios(FLAT_RATIOS)
+    entropy = torch.tensor([0.5, 0.7], requires_grad=True)
+    loss, metrics = grpo_loss(logp, old, FLAT_ADV, entropy=entropy, entropy_coef=0.1)
+    assert loss.item() == pytest.approx(-0.3 - 0.1 * 0.6)
+    assert metrics["entropy"] == pytest.approx(0.6)
+    loss.backward()
+    assert torch.allclose(entropy.grad, torch.full((2,), -0.05))  # maximising entropy
+    _, m = grpo_loss(logp, old, FLAT_ADV)
+    assert "entropy" not in m
+
+
+def test_validation():
+    logp = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="grpo, bnpo, dr_grpo, dapo"):
+        grpo_loss(logp, logp, torch.zeros(2, 3), loss_type="ppo")
+    with pytest.raises(ValueError, match="old_logp"):
+        grpo_loss(logp, torch.zeros(2, 2), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="advantages"):
+        grpo_loss(logp, logp, torch.zeros(3))
+    with pytest.raises(ValueError, match="sample_weights"):
+        grpo_loss(logp, logp, torch.zeros(2, 3), sample_weights=torch.ones(2, 2))
+    with pytest.raises(ValueError, match="mask"):
+        grpo_loss(
+            torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), torch.zeros(2, 3), mask=torch.ones(2, 3)
+        )
+    with pytest.raises(ValueError, match="epsilon"):
+        grpo_loss(logp, logp, torch.zeros(2, 3), epsilon_low=-0.1)
+
+
+# --- the key property: exact mode is the large-G limit of the sampled estimator ------------
+
+LOGITS = torch.tensor([[0.8, -0.4], [-0.2, 0.5], [1.5, 0.3]], dtype=torch.float64)
+REF_LOGITS = torch.tensor([[0.0, 0.0], [0.4, -0.3], [1.0, 1.0]], dtype=torch.float64)
+LABELS = torch.tensor([0, 0, 1])
+
+
+def _exact_grad(beta: float, loss_type: str) -> torch.Tensor:
+    logits = LOGITS.clone().requires_grad_()
+    acts = all_actions(3)
+    logp = action_log_probs(logits, acts)
+    probs = logp.detach().exp()  # the old (= current) policy's action probabilities
+    rewards = (acts == LABELS[:, None]).double()
+    adv = group_advantages(rewards, center="group", scale="none", weights=probs)
+    loss, _ = grpo_loss(
+        logp,
+        logp.detach(),
+        adv,
+        ref_logp=action_log_probs(REF_LOGITS, acts),
+        beta=beta,
+        clip=False,
+        sample_weights=probs,
+        loss_type=loss_type,
+    )
+    loss.backward()
+    return logits.grad
+
+
+def test_exact_policy_gradient_is_minus_grad_of_expected_reward():
+    """Without KL, exact mode's gradient is -grad E_pi[r] / B: p_y (onehot(y) - p) per row."""
+    p = torch.softmax(LOGITS, -1)
+    py = p[torch.arange(3), LABELS]
+    expected = -(py[:, None] * (torch.nn.functional.one_hot(LABELS, 2) - p)) / 3
+    assert torch.allclose(_exact_grad(0.0, "dapo"), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_exact_mode_gradient_matches_monte_carlo(loss_type):
+    """Average the sampled GRPO_s gradient (group centre, no scaling, k3 KL) over many groups.
+
+    Each utterance is repeated R times as its own leaf row, so every row's gradient is one
+    independent Monte-Carlo draw of the per-utterance gradient. Its mean must equal
+    ``(1 - 1/G)`` x the exact policy-gradient part (the group mean contains the draw itself)
+    plus the exact KL part (k3's gradient is unbiased).
+    """
+    beta, num_gen, reps = 0.5, 8, 20_000
+    g_pg = _exact_grad(0.0, loss_type) * 3  # per-utterance gradients (the loss is a mean over B)
+    g_kl = _exact_grad(beta, loss_type) * 3 - g_pg
+
+    rows = LOGITS.repeat(reps, 1).requires_grad_()
+    labels = LABELS.repeat(reps)
+    actions = sample_actions(rows, num_gen, generator=torch.Generator().manual_seed(1234))
+    logp = action_log_probs(rows, actions)
+    rewards = (actions == labels[:, None]).double()
+    adv = group_advantages(rewards, center="group", scale="none")
+    loss, _ = grpo_loss(
+        logp,
+        logp.detach(),
+        adv,
+        ref_logp=action_log_probs(REF_LOGITS.repeat(reps, 1), actions),
+        beta=beta,
+        clip=False,
+        loss_type=loss_type,
+    )
+    loss.backward()
+    per_row = (rows.grad * rows.size(0)).view(reps, 3, 2)  # one gradient sample per repetition
+    mc_mean = per_row.mean(0)
+    se = per_row.std(0) / math.sqrt(reps)
+
+    expected = (1 - 1 / num_gen) * g_pg + g_kl
+    assert ((mc_mean - expected).abs() <= 4.5 * se + 1e-9).all(), (mc_mean, expected, se)
+    # The test has power: forgetting the (1 - 1/G) factor is detected.
+    assert ((mc_mean - (g_pg + g_kl)).abs() > 4.5 * se).any()
