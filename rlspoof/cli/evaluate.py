@@ -26,10 +26,24 @@ def _parse_sets(items: list[str]) -> dict[str, Path]:
     return sets
 
 
+def _parse_models(items: list[str]) -> dict[str, Path]:
+    """``NAME=FOLDER`` or a bare folder (named by its last path part)."""
+    models = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = Path(item).name, item
+        if name in models:
+            raise RlspoofError(f"--model name {name!r} given twice; name them: --model NAME=FOLDER")
+        models[name] = Path(path)
+    return models
+
+
 def evaluate(
-    model: Path = typer.Option(..., "--model", help="Policy folder (save_pretrained / rlspoof train output)."),
+    models: list[str] = typer.Option(..., "--model", help="Policy folder, or NAME=FOLDER (repeatable: "
+                                                         "several models give a side-by-side table)."),
     sets: list[str] = typer.Option(..., "--set", help="NAME=MANIFEST (repeatable); a bare path uses its file name."),
-    out: Path = typer.Option(None, "--out", help="Results folder (default: MODEL/eval)."),
+    out: Path = typer.Option(None, "--out", help="Results folder (default: MODEL/eval; OUT/NAME for several)."),
     batch_size: int = typer.Option(16, help="Utterances per forward pass."),
     max_seconds: float = typer.Option(None, help="Score only the first N seconds of each clip."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable audio and report it."),
@@ -40,12 +54,24 @@ def evaluate(
     from rlspoof.evaluation import evaluate_sets
     from rlspoof.models import SpoofPolicy
 
-    policy = SpoofPolicy.from_pretrained(model)
+    folders = _parse_models(models)
     manifests = {name: read_manifest(path) for name, path in _parse_sets(sets).items()}
-    out = out or model / "eval"
-    results = evaluate_sets(policy, manifests, out, batch_size, max_seconds, skip_bad, progress_bar)
-    table = Table(title=f"{model} ({'synthetic corpus' if _synthetic(manifests) else 'evaluation'})",
-                  title_justify="left")
+    kind = "SYNTHETIC corpus" if _synthetic(manifests) else "evaluation"
+    all_results = {}
+    for name, folder in folders.items():
+        policy = SpoofPolicy.from_pretrained(folder)
+        target = (out / name if len(folders) > 1 else out) if out else folder / "eval"
+        results = evaluate_sets(policy, manifests, target, batch_size, max_seconds, skip_bad, progress_bar)
+        all_results[name] = results
+        if len(folders) == 1:
+            console.print(_metrics_table(f"{folder} ({kind})", results, per_attack))
+        console.print(f"scores: {target / 'scores'}/<set>.tsv   metrics: {target / 'metrics.json'}")
+    if len(folders) > 1:
+        console.print(_side_by_side(f"EER % (95% CI) by set, {kind}", all_results))
+
+
+def _metrics_table(title: str, results: dict, per_attack: bool) -> Table:
+    table = Table(title=title, title_justify="left")
     for column in ("set", "attack", "EER %", "95% CI", "minDCF", "actDCF", "Cllr", "n bona/spoof"):
         table.add_column(column, justify="left" if column in ("set", "attack") else "right")
     for name, result in results.items():
@@ -61,8 +87,23 @@ def evaluate(
         table.add_section()
         for utt_id_reason in result["skipped"]:
             console.print(f"[yellow]skipped {utt_id_reason['utt_id']}: {utt_id_reason['reason']}[/]")
-    console.print(table)
-    console.print(f"scores: {out / 'scores'}/<set>.tsv   metrics: {out / 'metrics.json'}")
+    return table
+
+
+def _side_by_side(title: str, all_results: dict[str, dict]) -> Table:
+    """One row per set, one column per model: the comparison the toolkit exists for."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("set")
+    for model in all_results:
+        table.add_column(model, justify="right")
+    set_names = list(next(iter(all_results.values())))
+    for set_name in set_names:
+        cells = []
+        for results in all_results.values():
+            p = results[set_name]["pooled"]
+            cells.append(f"{100 * p['eer']:.1f} ({100 * p['eer_ci95'][0]:.0f}-{100 * p['eer_ci95'][1]:.0f})")
+        table.add_row(set_name, *cells)
+    return table
 
 
 def _synthetic(manifests) -> bool:
