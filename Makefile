@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python benchmarks/metrics_speed.py --out benchmarks/results/metrics_speed.json
 	$(BIN)/python benchmarks/eval_throughput.py --out benchmarks/results/eval_throughput.json
 	$(BIN)/python benchmarks/grpo_step_time.py --preset tiny --out benchmarks/results/grpo_step_time_tiny_cpu.json
+	$(BIN)/python benchmarks/grpo_estimators.py --out benchmarks/results/grpo_estimators.json
 
 lint: install
 	$(BIN)/ruff check rlspoof tests benchmarks

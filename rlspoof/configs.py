@@ -198,6 +198,9 @@ class GRPOConfig(SFTConfig):
         default=0.0, metadata={"help": "KL coefficient to the reference policy (TRL 0.0; the published "
                                        "method 0.04). 0 loads no reference."})
     entropy_coef: float = field(default=0.0, metadata={"help": "Entropy bonus coefficient."})
+    disable_dropout: bool = field(
+        default=False, metadata={"help": "Zero dropout, SpecAugment masking and LayerDrop in the policy "
+                                         "(TRL's option), so ratio and KL compare like with like."})
     sync_ref_model: bool = field(
         default=False, metadata={"help": "Mix the policy into the reference every ref_model_sync_steps."})
     ref_model_mixup_alpha: float = field(default=0.6, metadata={"help": "Mixing weight for sync_ref_model."})

@@ -26,3 +26,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory):
+    """(folder, manifest) of the small synthetic corpus (the demo's), seed 11; only the slow
+    learning tests use it: the tiny corpus (4 training speakers) is too small to generalise."""
+    out = tmp_path_factory.mktemp("small_corpus")
+    manifest = build_corpus(out, size="small", seed=11, n_jobs=2)
+    return out, manifest

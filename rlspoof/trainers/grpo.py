@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from transformers import TrainerCallback
 from trl.trainer.callbacks import SyncRefModelCallback
-from trl.trainer.utils import RepeatSampler
+from trl.trainer.utils import RepeatSampler, disable_dropout_in_model
 
 from rlspoof.algos import (
     action_log_probs,
@@ -83,6 +83,17 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model).eval().requires_grad_(False)
 
 
+def disable_stochastic_layers(policy: torch.nn.Module) -> None:
+    """TRL's ``disable_dropout`` for an SSL policy: besides dropout, the encoder's SpecAugment
+    time/feature masking and LayerDrop also make the training-mode policy differ from its
+    eval-mode reference and old copies at equal weights, which shows up as ratio != 1 and KL > 0."""
+    disable_dropout_in_model(policy)
+    config = getattr(getattr(policy, "encoder", None), "config", None)
+    if config is not None:
+        config.apply_spec_augment = False
+        config.layerdrop = 0.0
+
+
 class SyncOldPolicy(TrainerCallback):
     """The published method's old policy: a copy refreshed every K optimizer steps."""
 
@@ -99,6 +110,8 @@ class GRPOTrainer(SpoofTrainer):
     kl, clip ratios, entropy) plus per-reward-function means."""
 
     def __init__(self, model, args, train_dataset=None, eval_dataset=None, **kwargs):
+        if args.disable_dropout:
+            disable_stochastic_layers(model)
         super().__init__(model, args, train_dataset, eval_dataset, **kwargs)
         self.reward_funcs, self.reward_weights = resolve_rewards(
             list(args.reward_funcs), args.reward_weights, args.reward_kwargs
@@ -147,12 +160,12 @@ class GRPOTrainer(SpoofTrainer):
                 raise RuntimeError("num_iterations: the repeated batch differs from the stored one")
             return stored
         columns = {k: v for k, v in inputs.items() if k not in ("input_values", "attention_mask", "labels")}
-        rollout = make_rollout(logits, inputs["labels"], self.args, self.reward_funcs,
-                               self.reward_weights, self.sampling_generator(logits.device), columns)
-        if self.old_model is not None:
+        rollout_logits = logits
+        if self.old_model is not None:  # the old policy takes the decisions (PPO / GRPO)
             with torch.no_grad():
-                old_logits = self.policy_logits(self.old_model, inputs)
-            rollout.old_logp = action_log_probs(old_logits, rollout.actions, self.args.temperature)
+                rollout_logits = self.policy_logits(self.old_model, inputs)
+        rollout = make_rollout(rollout_logits, inputs["labels"], self.args, self.reward_funcs,
+                               self.reward_weights, self.sampling_generator(logits.device), columns)
         if self.args.num_iterations > 1:
             self._rollouts[position] = rollout
         return rollout

@@ -1,0 +1,187 @@
+"""GRPOConfig / HybridConfig validation and GRPO recipes: every mistake is a ConfigError that
+says what to write instead."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from rlspoof.configs import (
+    ConfigError,
+    DataArguments,
+    GRPOConfig,
+    HybridConfig,
+    ModelArguments,
+    load_recipe,
+)
+
+
+def _grpo(tmp_path, cls=GRPOConfig, **fields):
+    return cls(output_dir=str(tmp_path / "out"), report_to="none", **fields)
+
+
+# ------------------------------------------------------------------------------ GRPOConfig
+
+
+def test_defaults_are_trl_s(tmp_path):
+    cfg = _grpo(tmp_path)
+    assert (cfg.method, cfg.num_generations, cfg.loss_type, cfg.scale_rewards) == (
+        "grpo", 8, "dapo", "group")
+    assert (cfg.beta, cfg.epsilon, cfg.num_iterations, cfg.learning_rate) == (0.0, 0.2, 1, 1e-6)
+    assert cfg.reward_funcs == ["correctness"] and cfg.reward_weights is None
+    assert cfg.remove_unused_columns is False  # utt_id / attack reach the reward functions
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"loss_type": "ppo"}, "loss_type must be one of grpo, bnpo, dr_grpo, dapo; got 'ppo'"),
+    ({"estimator": "exakt"}, "estimator must be one of sampled, exact; got 'exakt'"),
+    ({"scale_rewards": "std"}, "scale_rewards must be one of group, batch, none; got 'std'"),
+    ({"advantage_center": "mean"}, "advantage_center must be one of group, batch, none"),
+    ({"num_generations": 0}, "num_generations must be >= 1, got 0"),
+    ({"num_generations": 1}, "num_generations=1 with advantage_center=group makes every "
+                             "advantage zero: use G >= 2"),
+    ({"num_iterations": 2, "old_policy_sync_steps": 100},
+     "use either num_iterations > 1 (TRL) or old_policy_sync_steps (the published method), "
+     "not both"),
+    ({"sync_ref_model": True}, "sync_ref_model needs a reference policy: set beta > 0"),
+    ({"reward_funcs": ["correctness"], "reward_weights": [1.0, 0.5]},
+     "reward_weights has 2 values for 1 reward_funcs"),
+    ({"reward_funcs": ["correctness", "confidence"], "reward_weights": [1.0]},
+     "reward_weights has 1 values for 2 reward_funcs"),
+    ({"temperature": 0.0}, "temperature must be > 0, got 0.0"),
+    ({"num_iterations": 0}, "num_iterations must be >= 1, got 0"),
+    ({"old_policy_sync_steps": -1}, "old_policy_sync_steps must be >= 0 (0 = off)"),
+    ({"beta": -0.1}, "beta must be >= 0, got -0.1"),
+    ({"epsilon_high": -0.2}, "epsilon_high must be >= 0 or null"),
+    ({"advantage_eps": 0.0}, "advantage_eps must be > 0"),
+    ({"reward_kwargs": "{cost_weighted: 1"}, "reward_kwargs must be a mapping (JSON on the "
+                                             "command line)"),
+    ({"learning_rate": 0.0}, "learning_rate must be positive"),  # SFTConfig's check still runs
+])
+def test_grpo_config_errors_say_how_to_fix(tmp_path, fields, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _grpo(tmp_path, **fields)
+
+
+def test_grpo_config_accepts_the_valid_neighbours_of_those_errors(tmp_path):
+    # G = 1 is fine where nothing is centred on the group, and in exact mode (G is unused)
+    assert _grpo(tmp_path, num_generations=1, advantage_center="batch").num_generations == 1
+    assert _grpo(tmp_path, num_generations=1, estimator="exact").estimator == "exact"
+    assert _grpo(tmp_path, sync_ref_model=True, beta=0.04).sync_ref_model
+    assert _grpo(tmp_path, num_iterations=2).num_iterations == 2
+    assert _grpo(tmp_path, old_policy_sync_steps=1000).old_policy_sync_steps == 1000
+    assert _grpo(tmp_path, reward_funcs=["correctness", "confidence"],
+                 reward_weights=[1.0, 0.5]).reward_weights == [1.0, 0.5]
+
+
+@pytest.mark.parametrize(("value", "expected"), [(True, "group"), (False, "none"),
+                                                 ("batch", "batch")])
+def test_trl_boolean_scale_rewards_become_names(tmp_path, value, expected):
+    assert _grpo(tmp_path, scale_rewards=value).scale_rewards == expected
+
+
+def test_reward_kwargs_from_the_command_line_are_json(tmp_path):
+    cfg = _grpo(tmp_path, reward_funcs=["cost_weighted"],
+                reward_kwargs='{"cost_weighted": {"c_fa": 10}}')
+    assert cfg.reward_kwargs == {"cost_weighted": {"c_fa": 10}}
+
+
+# ---------------------------------------------------------------------------- HybridConfig
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"schedule": "sft_first", "max_steps": 10},
+     "schedule must be one of sft_then_grpo, grpo_then_sft, mixed; got 'sft_first'"),
+    ({"schedule": "mixed", "sft_weight": 1.5}, "sft_weight must be in [0, 1], got 1.5"),
+    ({"schedule": "mixed", "sft_weight_end": -0.1}, "sft_weight_end must be in [0, 1], got -0.1"),
+    ({"switch_step": -1}, "switch_step must be >= 0, got -1"),
+    ({"schedule": "sft_then_grpo"},
+     "schedule sft_then_grpo needs switch_step (or max_steps to switch at half)"),
+    ({"schedule": "grpo_then_sft"},
+     "schedule grpo_then_sft needs switch_step (or max_steps to switch at half)"),
+    ({"schedule": "mixed", "loss_type": "ppo"}, "loss_type must be one of"),  # GRPO's checks too
+])
+def test_hybrid_config_errors_say_how_to_fix(tmp_path, fields, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _grpo(tmp_path, HybridConfig, **fields)
+
+
+def test_hybrid_config_valid_schedules(tmp_path):
+    assert _grpo(tmp_path, HybridConfig, max_steps=10).schedule == "sft_then_grpo"
+    assert _grpo(tmp_path, HybridConfig, switch_step=5).switch_step == 5  # no max_steps needed
+    mixed = _grpo(tmp_path, HybridConfig, schedule="mixed", sft_weight=1.0, sft_weight_end=0.0)
+    assert (mixed.method, mixed.sft_weight, mixed.sft_weight_end) == ("hybrid", 1.0, 0.0)
+
+
+# --------------------------------------------------------------------------------- recipes
+
+GRPO_RECIPE = {
+    "method": "grpo", "encoder_preset": "tiny", "train_manifest": "data/train.csv",
+    "crop_seconds": 1.0, "learning_rate": 1e-3, "max_steps": 10, "num_generations": 4,
+    "reward_funcs": ["correctness", "cost_weighted"], "reward_weights": [1.0, 0.5],
+    "reward_kwargs": {"cost_weighted": {"c_fa": 10}}, "scale_rewards": True, "beta": 0.04,
+}
+TYPES = (ModelArguments, DataArguments, GRPOConfig)
+
+
+def _write(tmp_path, recipe: dict, name: str = "grpo.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({**recipe, "output_dir": str(tmp_path / "out")}))
+    return path
+
+
+def test_load_grpo_recipe_with_overrides(tmp_path):
+    path = _write(tmp_path, GRPO_RECIPE)
+    model, data, cfg = load_recipe(path, TYPES)
+    assert model.encoder_preset == "tiny" and data.crop_seconds == 1.0
+    assert (cfg.num_generations, cfg.beta, cfg.learning_rate) == (4, 0.04, 1e-3)
+    assert cfg.reward_funcs == ["correctness", "cost_weighted"]
+    assert cfg.reward_weights == [1.0, 0.5]
+    assert cfg.reward_kwargs == {"cost_weighted": {"c_fa": 10}}
+    assert cfg.scale_rewards == "group"  # YAML `true`, TRL's boolean
+
+    _, _, cfg = load_recipe(path, TYPES, [
+        "beta=0.1", "num_generations=16", "estimator=exact", "reward_weights=[2, 1]",
+        'reward_kwargs={"cost_weighted": {"c_fa": 3}}',
+    ])
+    assert (cfg.beta, cfg.num_generations, cfg.estimator) == (0.1, 16, "exact")
+    assert cfg.reward_weights == [2.0, 1.0]
+    assert cfg.reward_kwargs == {"cost_weighted": {"c_fa": 3}}
+    assert cfg.learning_rate == 1e-3  # untouched keys keep the recipe's value
+
+
+def test_grpo_recipe_typo_suggests_the_right_key(tmp_path):
+    recipe = {**GRPO_RECIPE, "num_generation": 8}
+    del recipe["num_generations"]
+    path = _write(tmp_path, recipe)
+    with pytest.raises(ConfigError, match=r"grpo\.yaml: unknown key 'num_generation'; "
+                                          r"did you mean 'num_generations'\?"):
+        load_recipe(path, TYPES)
+
+
+def test_grpo_override_typo_suggests_the_right_key(tmp_path):
+    path = _write(tmp_path, GRPO_RECIPE)
+    with pytest.raises(ConfigError, match=r"--set: unknown key 'bta'; did you mean 'beta'\?"):
+        load_recipe(path, TYPES, ["bta=0.1"])
+
+
+def test_grpo_recipe_with_an_invalid_value_is_a_config_error(tmp_path):
+    path = _write(tmp_path, {**GRPO_RECIPE, "loss_type": "ppo"})
+    with pytest.raises(ConfigError, match="loss_type must be one of grpo, bnpo, dr_grpo, dapo"):
+        load_recipe(path, TYPES)
+    with pytest.raises(ConfigError, match=re.escape("reward_weights has 3 values for 2")):
+        load_recipe(path, TYPES, ["loss_type=dapo", "reward_weights=[1, 1, 1]"])
+
+
+def test_hybrid_recipe_with_overrides_and_a_typo(tmp_path):
+    types = (ModelArguments, DataArguments, HybridConfig)
+    path = _write(tmp_path, {**GRPO_RECIPE, "method": "hybrid", "schedule": "sft_then_grpo",
+                             "switch_step": 4}, "hybrid.yaml")
+    _, _, cfg = load_recipe(path, types, ["schedule=mixed", "sft_weight=1.0",
+                                          "sft_weight_end=0.0"])
+    assert (cfg.schedule, cfg.sft_weight, cfg.sft_weight_end, cfg.switch_step) == (
+        "mixed", 1.0, 0.0, 4)
+    with pytest.raises(ConfigError, match="unknown key 'schedul'; did you mean 'schedule'"):
+        load_recipe(path, types, ["schedul=mixed"])

@@ -1,0 +1,215 @@
+"""Hybrid SFT + GRPO: the cross-entropy weight schedules, the switch (with its reference reset),
+and the promise that a part with weight zero costs nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from transformers import TrainerCallback, set_seed
+
+from rlspoof.configs import HybridConfig, SFTConfig
+from rlspoof.data.dataset import AudioCollator, SpoofDataset
+from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
+from rlspoof.trainers import grpo as grpo_module
+from rlspoof.trainers.hybrid import HybridTrainer, sft_weight_at
+from rlspoof.trainers.run import train_from_recipe
+from rlspoof.trainers.sft import SFTTrainer
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CROP = 1.0
+
+
+def _split(tiny_corpus, split: str, train: bool = True) -> SpoofDataset:
+    _, manifest = tiny_corpus
+    return SpoofDataset(manifest.filter(split=split), crop_seconds=CROP, train=train, seed=0)
+
+
+def _settings(tmp_path, **overrides) -> dict:
+    settings = {
+        "output_dir": str(tmp_path / "out"), "report_to": "none", "save_strategy": "no",
+        "disable_tqdm": True, "use_cpu": True, "per_device_train_batch_size": 8,
+        "max_steps": 4, "logging_steps": 1, "learning_rate": 1e-2,
+        "lr_scheduler_type": "constant", "eval_strategy": "no", "seed": 0,
+    }
+    settings.update(overrides)
+    return settings
+
+
+def _policy(seed: int = 0):
+    set_seed(seed)
+    return build_policy(PolicyConfig(encoder=EncoderConfig(preset="tiny", freeze="none"),
+                                     crop_seconds=CROP))
+
+
+def _hybrid(tmp_path, train_set, **overrides) -> HybridTrainer:
+    settings = _settings(tmp_path, num_generations=8, **overrides)
+    return HybridTrainer(_policy(settings["seed"]), HybridConfig(**settings), train_set)
+
+
+def _train_logs(trainer) -> list[dict]:
+    return [h for h in trainer.state.log_history if "loss" in h]
+
+
+def _count_forwards(module: torch.nn.Module) -> list[int]:
+    calls: list[int] = []
+    module.register_forward_hook(lambda *_: calls.append(1))
+    return calls
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _same_weights(a, b) -> bool:
+    a = a if isinstance(a, dict) else a.state_dict()
+    b = b if isinstance(b, dict) else b.state_dict()
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture
+def rollout_count(monkeypatch):
+    made = []
+    real = grpo_module.make_rollout
+
+    def counting(*args, **kwargs):
+        made.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grpo_module, "make_rollout", counting)
+    return made
+
+
+# ------------------------------------------------------------------------------ schedules
+
+
+def test_sft_weight_at_the_three_schedules():
+    def weights(schedule, total, **kw):
+        return [sft_weight_at(s, schedule, total, **kw) for s in range(total)]
+
+    assert weights("sft_then_grpo", 6) == [1, 1, 1, 0, 0, 0]  # switch at half by default
+    assert weights("sft_then_grpo", 6, switch_step=1) == [1, 0, 0, 0, 0, 0]
+    assert weights("sft_then_grpo", 3, switch_step=0) == [0, 0, 0]
+    assert weights("grpo_then_sft", 4) == [0, 0, 1, 1]
+    assert weights("grpo_then_sft", 4, switch_step=3) == [0, 0, 0, 1]
+    assert weights("mixed", 3, sft_weight=0.3) == [0.3, 0.3, 0.3]  # constant without an end
+    assert weights("mixed", 5, sft_weight=1.0, sft_weight_end=0.0) == [1, 0.75, 0.5, 0.25, 0]
+    assert weights("mixed", 3, sft_weight=0.2, sft_weight_end=0.8) == pytest.approx([0.2, 0.5, 0.8])
+    assert sft_weight_at(9, "mixed", 5, sft_weight=1.0, sft_weight_end=0.0) == 0.0  # held at the end
+    assert sft_weight_at(0, "mixed", 1, sft_weight=0.4, sft_weight_end=0.0) == 0.4  # one step
+    with pytest.raises(ValueError, match="unknown schedule 'ppo'"):
+        sft_weight_at(0, "ppo", 4)
+
+
+# ----------------------------------------------------------------------------- switching
+
+
+def test_sft_then_grpo_switches_at_half_and_resets_the_reference(tiny_corpus, tmp_path):
+    # old_policy_sync_steps=100 never fires in 6 steps: only the switch can move the old policy
+    trainer = _hybrid(tmp_path, _split(tiny_corpus, "train"), schedule="sft_then_grpo",
+                      max_steps=6, beta=0.04, old_policy_sync_steps=100)
+    initial = _weights(trainer.model)
+    ref_calls = _count_forwards(trainer.ref_model.encoder)
+    at_switch = {}
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 3:  # the last SFT step: GRPO starts from these weights
+                at_switch["policy"] = _weights(model)
+                at_switch["ref_still_initial"] = _same_weights(trainer.ref_model, initial)
+
+    trainer.add_callback(Snapshot())
+    trainer.train()
+
+    logs = _train_logs(trainer)
+    assert [h["sft_weight"] for h in logs] == [1, 1, 1, 0, 0, 0]
+    assert ["reward" in h for h in logs] == [False] * 3 + [True] * 3
+    assert len(ref_calls) == 3  # no reference pass during the SFT phase
+    assert at_switch["ref_still_initial"]
+    assert not _same_weights(at_switch["policy"], initial)  # SFT moved the policy
+    assert _same_weights(trainer.ref_model, at_switch["policy"])  # reference reset at the switch
+    assert _same_weights(trainer.old_model, at_switch["policy"])  # and so was the old policy
+    assert not _same_weights(trainer.model, at_switch["policy"])  # GRPO trained on from there
+
+
+def test_grpo_then_sft_keeps_the_reference(tiny_corpus, tmp_path):
+    trainer = _hybrid(tmp_path, _split(tiny_corpus, "train"), schedule="grpo_then_sft",
+                      switch_step=2, max_steps=4, beta=0.04)
+    ref_before = _weights(trainer.ref_model)
+    ref_calls = _count_forwards(trainer.ref_model.encoder)
+    trainer.train()
+
+    logs = _train_logs(trainer)
+    assert [h["sft_weight"] for h in logs] == [0, 0, 1, 1]
+    assert ["reward" in h for h in logs] == [True, True, False, False]
+    assert len(ref_calls) == 2
+    assert _same_weights(trainer.ref_model, ref_before)  # only sft_then_grpo resets it
+
+
+def test_mixed_weight_moves_linearly_to_its_end(tiny_corpus, tmp_path, rollout_count):
+    trainer = _hybrid(tmp_path, _split(tiny_corpus, "train"), schedule="mixed",
+                      sft_weight=1.0, sft_weight_end=0.0, max_steps=5)
+    trainer.train()
+    logs = _train_logs(trainer)
+    assert [h["sft_weight"] for h in logs] == [1.0, 0.75, 0.5, 0.25, 0.0]
+    assert len(rollout_count) == 4  # the first step (weight 1) samples nothing
+    assert ["reward" in h for h in logs] == [False] + [True] * 4
+
+
+def test_weight_one_is_sft_with_no_sampling_and_no_reference_pass(
+        tiny_corpus, tmp_path, rollout_count):
+    train = _split(tiny_corpus, "train")
+    trainer = _hybrid(tmp_path, train, schedule="mixed", sft_weight=1.0, beta=0.04,
+                      max_steps=3)
+    ref_calls = _count_forwards(trainer.ref_model.encoder)
+    trainer.train()
+    hybrid_losses = [h["loss"] for h in _train_logs(trainer)]
+    assert len(ref_calls) == 0 and len(rollout_count) == 0
+    assert not any("reward" in h or "kl" in h for h in _train_logs(trainer))
+
+    sft = SFTTrainer(_policy(0), SFTConfig(**_settings(tmp_path, max_steps=3)), train)
+    sft.train()
+    assert hybrid_losses == [h["loss"] for h in _train_logs(sft)]  # the very same run
+
+
+# ------------------------------------------------------------------------ saved policy
+
+
+def test_hybrid_recipe_trains_and_saves_a_loadable_policy(tiny_corpus, tmp_path):
+    folder, _ = tiny_corpus
+    recipe = {
+        "method": "hybrid", "schedule": "sft_then_grpo", "encoder_preset": "tiny",
+        "freeze": "none", "train_manifest": str(folder / "manifest.csv"), "train_split": "train",
+        "eval_manifest": str(folder / "manifest.csv"), "eval_split": "dev",
+        "crop_seconds": CROP, "eval_crop_seconds": CROP, "output_dir": str(tmp_path / "run"),
+        "learning_rate": 1e-3, "per_device_train_batch_size": 8,
+        "per_device_eval_batch_size": 16, "num_generations": 8, "beta": 0.04, "max_steps": 4,
+        "logging_steps": 1, "eval_strategy": "steps", "eval_steps": 4, "save_strategy": "no",
+        "report_to": "none", "use_cpu": True, "disable_tqdm": True, "seed": 5,
+        "lr_scheduler_type": "constant",
+    }
+    path = tmp_path / "hybrid.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    out = train_from_recipe(path, ["switch_step=1"])
+
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert [h["sft_weight"] for h in history if "loss" in h] == [1, 0, 0, 0]
+    final_eval = [h for h in history if "eval_loss" in h][-1]
+    assert "eval_eer" in final_eval and final_eval["step"] == 4
+
+    policy = SpoofPolicy.from_pretrained(out)
+    assert policy.metadata["trainer"] == "HybridTrainer"
+    resolved = yaml.safe_load((out / "recipe.resolved.yaml").read_text())
+    assert resolved["method"] == "hybrid" and resolved["switch_step"] == 1
+
+    # the dev loss is cross-entropy, and the saved weights reproduce it
+    dev = _split(tiny_corpus, "dev", train=False)
+    batch = AudioCollator()([dev[i] for i in range(len(dev))])
+    with torch.no_grad():
+        logits = policy(batch["input_values"], attention_mask=batch["attention_mask"])
+    assert F.cross_entropy(logits, batch["labels"]).item() == pytest.approx(
+        final_eval["eval_loss"], rel=1e-4)
