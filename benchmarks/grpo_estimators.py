@@ -57,7 +57,6 @@ import argparse
 import logging
 import math
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -69,7 +68,7 @@ from rlspoof.algos import action_log_probs, group_advantages, grpo_loss, zero_st
 from rlspoof.configs import GRPOConfig
 from rlspoof.data.dataset import collate_audio
 from rlspoof.models import EncoderConfig, PolicyConfig, build_policy, count_parameters
-from rlspoof.provenance import emit_report, run_facts
+from rlspoof.provenance import cpu_name, emit_report, run_facts
 from rlspoof.rewards import compute_rewards, resolve_rewards
 from rlspoof.trainers.grpo import make_rollout
 
@@ -343,16 +342,6 @@ def main() -> None:
     }
     emit_report(report, args.out)
     print_table(report)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def print_table(report: dict) -> None:

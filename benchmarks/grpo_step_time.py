@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -54,7 +53,7 @@ from rlspoof.algos import grpo_loss as grpo_objective
 from rlspoof.configs import GRPOConfig, SFTConfig
 from rlspoof.data.dataset import collate_audio
 from rlspoof.models import EncoderConfig, PolicyConfig, build_policy, count_parameters
-from rlspoof.provenance import emit_report, run_facts
+from rlspoof.provenance import device_name, emit_report, run_facts
 from rlspoof.rewards import compute_rewards
 from rlspoof.trainers.grpo import GRPOTrainer, Rollout
 from rlspoof.trainers.sft import SFTTrainer
@@ -148,18 +147,6 @@ def synthetic_batch(batch_size: int, crop_seconds: float, seed: int) -> dict:
         "attack": "A01" if i % 2 else "-",
     } for i in range(batch_size)]
     return collate_audio(items)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def available_cores() -> int:

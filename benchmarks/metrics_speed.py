@@ -23,7 +23,7 @@ import sklearn
 from sklearn.metrics import roc_curve
 
 from rlspoof.metrics import act_dcf, cllr, compute_eer, min_cllr, min_dcf
-from rlspoof.provenance import emit_report
+from rlspoof.provenance import cpu_name, emit_report
 
 
 def sklearn_eer(bona: np.ndarray, spoof: np.ndarray) -> float:
@@ -41,16 +41,6 @@ def best_time(fn, repeat: int):
         value = fn()
         times.append(time.perf_counter() - t0)
     return min(times), value
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -89,7 +79,7 @@ def main() -> None:
         "sklearn_eer": sk_value,
         "eer_speedup_vs_sklearn": round(sk_seconds / seconds["eer"], 2),
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),

@@ -193,7 +193,8 @@ class GRPOConfig(SFTConfig):
     old_policy_sync_steps: int = field(
         default=0,
         metadata={"help": "K > 0: the old policy is a frozen copy refreshed every K optimizer steps "
-                          "(the published GRPO, K=1000); 0: the batch's own log-probs (TRL)."})
+                          "(the published GRPO, K=1000) that takes the decisions, as in PPO; "
+                          "0: the batch's own log-probs (TRL)."})
     beta: float = field(
         default=0.0, metadata={"help": "KL coefficient to the reference policy (TRL 0.0; the published "
                                        "method 0.04). 0 loads no reference."})

@@ -17,7 +17,7 @@ import numpy as np
 
 from rlspoof.data.audio import AUDIO_EXTENSIONS, load_audio, sliding_windows
 from rlspoof.data.manifest import BONAFIDE, Manifest
-from rlspoof.errors import AudioError, RlspoofError
+from rlspoof.errors import AudioError, DataError, RlspoofError
 from rlspoof.metrics.report import bootstrap_ci, grouped_metrics, score_metrics
 from rlspoof.models import SpoofPolicy
 
@@ -76,6 +76,27 @@ def write_score_file(scored: ScoredSet, path: str | Path) -> Path:
         for row in zip(scored.utt_ids, scored.scores, scored.labels, scored.attacks, strict=True):
             writer.writerow([row[0], f"{row[1]:.6f}", row[2], row[3]])
     return path
+
+
+def read_score_file(path: str | Path, name: str | None = None) -> ScoredSet:
+    """A score file written by :func:`write_score_file` (for reports that re-read old runs)."""
+    path = Path(path)
+    result = ScoredSet(name or path.stem)
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        header = next(reader, None)
+        if header != ["filename", "cm-score", "label", "attack"]:
+            raise DataError(f"not an rlspoof score file (header {header})", path, 1)
+        for line, row in enumerate(reader, start=2):
+            try:
+                utt_id, score, label, attack = row
+                result.scores.append(float(score))
+            except ValueError:
+                raise DataError(f"malformed score line {row}", path, line) from None
+            result.utt_ids.append(utt_id)
+            result.labels.append(label)
+            result.attacks.append(attack)
+    return result
 
 
 def set_metrics(scored: ScoredSet, n_boot: int = 1000, seed: int = 0) -> dict:

@@ -19,6 +19,26 @@ def git_commit() -> str | None:
     return done.stdout.strip() or None
 
 
+def cpu_name() -> str:
+    """The CPU model string (``/proc/cpuinfo``), for benchmark records."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def device_name(device=None) -> str:
+    """The GPU's name for a CUDA device, else the CPU's."""
+    if device is not None and getattr(device, "type", str(device)) == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(device)
+    return cpu_name()
+
+
 def run_facts() -> dict:
     """Machine, date, versions and commit."""
     import numpy

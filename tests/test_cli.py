@@ -119,6 +119,21 @@ def test_train_eval_detect_round_trip(tiny_corpus, tmp_path):
     assert "dev" in result.output and "pooled" in result.output
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["dev"]["pooled"]["n_bonafide"] == 8
 
+    # several models: one results folder each and a side-by-side table (one column per model)
+    result = runner.invoke(app, ["eval", "--model", f"a={model}", "--model", f"b={model}",
+                                 "--set", f"dev={folder / 'dev.csv'}", "--set", str(folder / "eval.csv"),
+                                 "--out", str(tmp_path / "side")])
+    assert result.exit_code == 0, result.output
+    side = {m: json.loads((tmp_path / "side" / m / "metrics.json").read_text()) for m in "ab"}
+    assert side["a"] == side["b"] and set(side["a"]) == {"dev", "eval"}
+    eer = 100 * side["a"]["eval"]["pooled"]["eer"]
+    row = next(line for line in result.output.splitlines() if line.strip("│ ").startswith("eval"))
+    assert row.count(f"{eer:.1f} (") == 2
+    result = runner.invoke(app, ["eval", "--model", str(model), "--model", str(model),
+                                 "--set", str(folder / "dev.csv")])
+    assert isinstance(result.exception, RlspoofError)  # main() turns it into one line + exit 2
+    assert "--model name 'run' given twice" in str(result.exception)
+
     out = tmp_path / "detect.json"
     result = runner.invoke(app, ["detect", "--model", str(model), "--format", "json", "--out", str(out),
                                  str(folder / "audio" / "dev")])

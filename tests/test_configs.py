@@ -4,6 +4,7 @@ says what to write instead."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -185,3 +186,23 @@ def test_hybrid_recipe_with_overrides_and_a_typo(tmp_path):
         "mixed", 1.0, 0.0, 4)
     with pytest.raises(ConfigError, match="unknown key 'schedul'; did you mean 'schedule'"):
         load_recipe(path, types, ["schedul=mixed"])
+
+
+# --- the shipped recipes ----------------------------------------------------------------------
+
+RECIPES = sorted(p for p in (Path(__file__).parents[1] / "recipes").rglob("*.yaml")
+                 if p.name != "pretrain.yaml")
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_recipe_parses_into_its_method_config(recipe):
+    from rlspoof.trainers.run import METHODS, recipe_method
+
+    method = recipe_method(recipe, [])
+    config_cls, _ = METHODS[method]
+    # fp16 needs a GPU; everything else is parsed and validated exactly as on the GPU machine
+    overrides = ["fp16=false"] if "fp16" in recipe.read_text() else []
+    _, data_args, train_args = load_recipe(recipe, (ModelArguments, DataArguments, config_cls), overrides)
+    assert type(train_args) is config_cls and train_args.method == method
+    assert data_args.train_manifest and train_args.output_dir.startswith("runs/")
+    data_args.augment_specs()  # the augmentation list is valid YAML of specs

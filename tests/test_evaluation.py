@@ -76,3 +76,17 @@ def test_detect_windows_long_files_and_reports_bad_ones(policy, tmp_path):
     assert [e["path"].rsplit("/", 1)[-1] for e in errors] == ["bad.wav"]
     with pytest.raises(AudioError):
         detect_files(policy, [tmp_path / "bad.wav"], strict=True)
+
+
+def test_score_file_round_trip_and_malformed_lines(tmp_path):
+    from rlspoof.errors import DataError
+    from rlspoof.evaluation import ScoredSet, read_score_file, write_score_file
+
+    scored = ScoredSet("dev", ["u1", "u2"], [1.25, -0.5], ["bonafide", "spoof"], ["-", "A01"])
+    path = write_score_file(scored, tmp_path / "dev.tsv")
+    back = read_score_file(path)
+    assert (back.name, back.utt_ids, back.scores, back.labels, back.attacks) == (
+        "dev", scored.utt_ids, scored.scores, scored.labels, scored.attacks)
+    path.write_text(path.read_text() + "u3\tnot-a-number\tspoof\tA02\n")
+    with pytest.raises(DataError, match=r"dev.tsv:4: malformed score line"):
+        read_score_file(path)

@@ -234,3 +234,23 @@ def test_empty_class_raises(fn):
         fn([0.1, 0.2], [1, 1])
     with pytest.raises(ValueError, match="no spoof scores: .* needs both classes"):
         fn([0.1, 0.2], ["bonafide", "bonafide"])
+
+
+def test_paired_bootstrap_sees_a_small_consistent_gain_that_separate_intervals_miss():
+    from rlspoof.metrics.report import paired_bootstrap_diff
+
+    rng = np.random.default_rng(0)
+    labels = np.array(["bonafide"] * 300 + ["spoof"] * 300)
+    difficulty = rng.normal(0, 1, 600)  # shared by both systems: hard trials are hard for both
+    base = np.where(labels == "bonafide", 1.0, -1.0) + 1.5 * difficulty
+    better = base + np.where(labels == "bonafide", 0.3, -0.3)
+    result = paired_bootstrap_diff(base, better, labels, n_boot=300, seed=1)
+    eer_a = score_metrics(base, labels)["eer"]
+    eer_b = score_metrics(better, labels)["eer"]
+    assert result["diff"] == pytest.approx(eer_b - eer_a)
+    assert result["low"] <= result["diff"] <= result["high"] < 0 and result["p_value"] < 0.05
+    # identical systems: zero difference, p = 1
+    same = paired_bootstrap_diff(base, base, labels, n_boot=50)
+    assert same["diff"] == 0 and same["p_value"] == 1.0
+    with pytest.raises(ValueError, match="different trials"):
+        paired_bootstrap_diff(base, better[:10], labels)

@@ -14,29 +14,17 @@ from rlspoof.cli.console import console, progress_bar
 from rlspoof.errors import RlspoofError
 
 
-def _parse_sets(items: list[str]) -> dict[str, Path]:
-    sets = {}
+def _named_paths(items: list[str], option: str, default_name) -> dict[str, Path]:
+    """``NAME=PATH`` items, or bare paths named by ``default_name(path)``; names must be unique."""
+    named = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep:
-            name, path = Path(item).stem, item
-        if name in sets:
-            raise RlspoofError(f"--set name {name!r} given twice")
-        sets[name] = Path(path)
-    return sets
-
-
-def _parse_models(items: list[str]) -> dict[str, Path]:
-    """``NAME=FOLDER`` or a bare folder (named by its last path part)."""
-    models = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep:
-            name, path = Path(item).name, item
-        if name in models:
-            raise RlspoofError(f"--model name {name!r} given twice; name them: --model NAME=FOLDER")
-        models[name] = Path(path)
-    return models
+            name, path = default_name(Path(item)), item
+        if name in named:
+            raise RlspoofError(f"{option} name {name!r} given twice; name them: {option} NAME=PATH")
+        named[name] = Path(path)
+    return named
 
 
 def evaluate(
@@ -54,8 +42,8 @@ def evaluate(
     from rlspoof.evaluation import evaluate_sets
     from rlspoof.models import SpoofPolicy
 
-    folders = _parse_models(models)
-    manifests = {name: read_manifest(path) for name, path in _parse_sets(sets).items()}
+    folders = _named_paths(models, "--model", lambda p: p.name)
+    manifests = {name: read_manifest(path) for name, path in _named_paths(sets, "--set", lambda p: p.stem).items()}
     kind = "SYNTHETIC corpus" if _synthetic(manifests) else "evaluation"
     all_results = {}
     for name, folder in folders.items():

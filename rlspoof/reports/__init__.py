@@ -1,0 +1,1 @@
+"""Report figures (DET curves, score histograms, training curves, forgetting bars, heatmaps)."""
