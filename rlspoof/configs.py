@@ -296,7 +296,7 @@ def _valid_keys(dataclass_types) -> dict[str, type]:
     return keys
 
 
-def _check_keys(keys, dataclass_types, where: str) -> None:
+def check_keys(keys, dataclass_types, where: str) -> None:
     valid = _valid_keys(dataclass_types)
     for key in keys:
         if key not in valid:
@@ -340,9 +340,9 @@ def load_recipe(path: str | Path, dataclass_types, overrides: list[str] | None =
         raise ConfigError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(recipe, dict):
         raise ConfigError(f"{path}: a recipe must be a YAML mapping of config keys")
-    _check_keys(recipe, dataclass_types, str(path))
+    check_keys(recipe, dataclass_types, str(path))
     args = parse_overrides(overrides or [])
-    _check_keys([a[2:] for a in args if a.startswith("--")], dataclass_types, "--set")
+    check_keys([a[2:] for a in args if a.startswith("--")], dataclass_types, "--set")
     parser = TrlParser(dataclass_types)
 
     def refuse(message: str):  # argparse would print a 150-line usage and exit

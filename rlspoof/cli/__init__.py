@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from rlspoof.cli.compare import compare
 from rlspoof.cli.data import data_app
 from rlspoof.cli.evaluate import detect, evaluate
 from rlspoof.cli.pretrain import pretrain
@@ -29,6 +30,7 @@ app.command()(pretrain)
 app.command()(train)
 app.command(name="eval")(evaluate)
 app.command()(detect)
+app.command()(compare)
 
 
 def main() -> None:

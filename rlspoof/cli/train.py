@@ -13,7 +13,7 @@ def train(
     recipe: Path = typer.Argument(..., help="YAML recipe; keys are config fields (see recipes/)."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key: --set learning_rate=3e-5 (repeatable)."),
 ) -> None:
-    """Train a detector (method from the recipe's `method` key: sft)."""
+    """Train a detector (method from the recipe's `method` key: sft | grpo | hybrid)."""
     from rlspoof.trainers.run import train_from_recipe
 
     out = train_from_recipe(recipe, set_)

@@ -1,0 +1,211 @@
+"""``rlspoof compare``: several methods x several seeds from one checkpoint, one report.
+
+The comparison is fair by construction: every run starts from ``start`` with the same data,
+step budget and overrides, and only its method recipe differs. The flow reads top to bottom:
+
+    compare recipe -> train each (method, seed) unless already done -> score every run on the
+    evaluation suite -> per-set metrics -> mean and CI over seeds, paired differences against
+    the reference method, forgetting against the baseline -> results.json + report.md + figures
+
+A run that fails is recorded with its error and the others go on; a rerun reuses every run
+and every score file that is already complete (delete a run's folder to redo it).
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy import stats
+
+from rlspoof.configs import ConfigError, check_keys
+from rlspoof.data.manifest import read_manifest
+from rlspoof.evaluation import ScoredSet, read_score_file, score_manifest, set_metrics, write_score_file
+from rlspoof.metrics.forgetting import ROLES, forgetting_report
+from rlspoof.metrics.report import paired_bootstrap_diff
+from rlspoof.models import SpoofPolicy
+from rlspoof.models.policy import WEIGHTS_NAME
+
+REPORTED = ("eer", "min_dcf", "cllr")
+
+
+@dataclass
+class CompareConfig:
+    """The keys of a compare recipe (``recipes/mini/compare.yaml``)."""
+
+    output_dir: str
+    methods: dict[str, str]  # name -> training recipe
+    suite: dict[str, dict]  # set name -> {manifest: path, role: target | old | ood}
+    seeds: list[int] = field(default_factory=lambda: [1234])
+    start: str | None = None  # model_name_or_path given to every run (None: each recipe's own)
+    baseline: str | None = None  # a policy folder scored as "before" (forgetting)
+    reference: str | None = None  # the method others are compared with (default: the first)
+    overrides: list[str] = field(default_factory=list)  # applied to every run, e.g. max_steps=100
+    n_boot: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ConfigError("compare: methods is empty")
+        for name, spec in self.suite.items():
+            if not isinstance(spec, dict) or "manifest" not in spec:
+                raise ConfigError(f"compare: suite set {name!r} needs {{manifest: PATH, role: ...}}")
+            if spec.get("role", "target") not in ROLES:
+                raise ConfigError(f"compare: suite set {name!r} role must be one of {ROLES}")
+        self.reference = self.reference or next(iter(self.methods))
+        if self.reference not in self.methods:
+            raise ConfigError(f"compare: reference {self.reference!r} is not among the methods")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError("compare: seeds must be a non-empty list of distinct integers")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> CompareConfig:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        check_keys(data, [cls], f"compare recipe {path}")
+        missing = [key for key in ("output_dir", "methods", "suite") if key not in data]
+        if missing:
+            raise ConfigError(f"compare recipe {path}: missing {', '.join(missing)}")
+        return cls(**data)
+
+
+def run_dir(cfg: CompareConfig, method: str, seed: int) -> Path:
+    return Path(cfg.output_dir) / "runs" / method / f"seed{seed}"
+
+
+def is_finished(folder: Path) -> bool:
+    return (folder / WEIGHTS_NAME).is_file() and (folder / "trainer_state.json").is_file()
+
+
+def train_runs(cfg: CompareConfig, train_fn, log=print) -> dict[tuple[str, int], str | None]:
+    """Train every (method, seed) not finished yet; returns the error text of each failure."""
+    errors: dict[tuple[str, int], str | None] = {}
+    for method, recipe in cfg.methods.items():
+        for seed in cfg.seeds:
+            folder = run_dir(cfg, method, seed)
+            if is_finished(folder):
+                log(f"reusing {folder}")
+                errors[(method, seed)] = None
+                continue
+            overrides = [*cfg.overrides, f"seed={seed}", f"output_dir={folder}"]
+            if cfg.start:
+                overrides.append(f"model_name_or_path={cfg.start}")
+            log(f"training {method} seed {seed} -> {folder}")
+            try:
+                train_fn(recipe, overrides)
+                errors[(method, seed)] = None
+            except Exception as exc:  # noqa: BLE001 - a failed run is reported, not fatal
+                text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "FAILED.txt").write_text(traceback.format_exc())
+                log(f"FAILED {method} seed {seed}: {text}")
+                errors[(method, seed)] = text
+    return errors
+
+
+def score_suite(policy_dir: Path, cfg: CompareConfig, out: Path) -> dict[str, ScoredSet]:
+    """Score files per suite set, reusing those newer than the policy's weights."""
+    scored, policy = {}, None
+    weights_time = (policy_dir / WEIGHTS_NAME).stat().st_mtime
+    for name, spec in cfg.suite.items():
+        path = out / "scores" / f"{name}.tsv"
+        if path.is_file() and path.stat().st_mtime >= weights_time:
+            scored[name] = read_score_file(path, name)
+            continue
+        policy = policy or SpoofPolicy.from_pretrained(policy_dir)
+        scored[name] = score_manifest(policy, read_manifest(spec["manifest"]), name)
+        write_score_file(scored[name], path)
+    return scored
+
+
+def mean_ci(values: list[float], level: float = 0.95) -> dict:
+    """Mean over seeds with a Student-t interval (None with a single seed)."""
+    arr = np.asarray(values, dtype=float)
+    out = {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else None,
+           "n": int(arr.size), "low": None, "high": None}
+    if arr.size > 1:
+        half = stats.t.ppf(0.5 + level / 2, arr.size - 1) * arr.std(ddof=1) / np.sqrt(arr.size)
+        out["low"], out["high"] = float(arr.mean() - half), float(arr.mean() + half)
+    return out
+
+
+def summarise(cfg: CompareConfig, metrics: dict, scores: dict, before: dict | None) -> dict:
+    """Every number of the report, from per-run metrics and score files (pure bookkeeping)."""
+    summary = {"per_method": {}, "paired": {}, "forgetting": {}}
+    for method, by_seed in metrics.items():
+        summary["per_method"][method] = {
+            set_name: {m: mean_ci([by_seed[s][set_name][m] for s in by_seed]) for m in REPORTED}
+            for set_name in cfg.suite
+        } if by_seed else {}
+    ref = cfg.reference
+    for method in metrics:
+        if method == ref:
+            continue
+        pairs = {}
+        for set_name in cfg.suite:
+            seeds = [s for s in cfg.seeds if s in metrics[method] and s in metrics.get(ref, {})]
+            if not seeds:
+                continue
+            per_seed = [paired_bootstrap_diff(scores[ref][s][set_name].scores,
+                                              scores[method][s][set_name].scores,
+                                              scores[ref][s][set_name].labels,
+                                              n_boot=cfg.n_boot, seed=s) for s in seeds]
+            diffs = [p["diff"] for p in per_seed]
+            pairs[set_name] = {"eer_diff": mean_ci(diffs), "per_seed": dict(zip(seeds, per_seed, strict=True))}
+            if len(diffs) > 1:
+                pairs[set_name]["paired_t_p"] = float(stats.ttest_1samp(diffs, 0.0).pvalue)
+        summary["paired"][f"{method}-{ref}"] = pairs
+    if before is not None:
+        roles = {name: spec.get("role", "target") for name, spec in cfg.suite.items()}
+        for method, by_seed in metrics.items():
+            if by_seed:
+                mean_after = {n: {m: float(np.mean([by_seed[s][n][m] for s in by_seed]))
+                                  for m in ("eer", "min_dcf")} for n in cfg.suite}
+                summary["forgetting"][method] = forgetting_report(before, mean_after, roles)
+    return summary
+
+
+def compare(cfg: CompareConfig, train_fn=None, log=print) -> dict:
+    """Train, score, summarise and write the report folder; returns ``results.json``'s content."""
+    from rlspoof.reports.compare_report import write_report
+
+    if train_fn is None:
+        from rlspoof.trainers.run import train_from_recipe as train_fn
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    errors = train_runs(cfg, train_fn, log)
+
+    metrics: dict[str, dict[int, dict]] = {m: {} for m in cfg.methods}
+    scores: dict[str, dict[int, dict[str, ScoredSet]]] = {m: {} for m in cfg.methods}
+    for (method, seed), error in errors.items():
+        if error is None:
+            folder = run_dir(cfg, method, seed)
+            scored = score_suite(folder, cfg, folder / "eval")
+            scores[method][seed] = scored
+            metrics[method][seed] = {n: set_metrics(s, n_boot=cfg.n_boot)["pooled"] for n, s in scored.items()}
+
+    before = None
+    if cfg.baseline:
+        scored = score_suite(Path(cfg.baseline), cfg, out / "baseline_eval")
+        before = {n: set_metrics(s, n_boot=cfg.n_boot)["pooled"] for n, s in scored.items()}
+
+    results = {
+        "synthetic": _synthetic(cfg),
+        "config": {f.name: getattr(cfg, f.name) for f in fields(cfg)},
+        "runs": {f"{m}/seed{s}": {"status": "failed" if e else "ok", "error": e,
+                                  "folder": str(run_dir(cfg, m, s))} for (m, s), e in errors.items()},
+        "metrics": {m: {str(s): v for s, v in by_seed.items()} for m, by_seed in metrics.items()},
+        "baseline": before,
+        **summarise(cfg, metrics, scores, before),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_report(cfg, results, scores, out)
+    return results
+
+
+def _synthetic(cfg: CompareConfig) -> bool:
+    from rlspoof.data.synth.corpus import SOURCE
+
+    return any(row.source == SOURCE for spec in cfg.suite.values() for row in read_manifest(spec["manifest"]))

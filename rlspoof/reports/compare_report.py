@@ -1,0 +1,109 @@
+"""The report folder of ``rlspoof compare``: ``report.md`` (tables) and the PNG figures.
+
+Only formatting lives here: every number comes from ``results.json`` (``rlspoof.compare``)
+and every figure from ``rlspoof.reports.plots``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rlspoof.provenance import run_facts
+from rlspoof.reports import plots
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _mean_ci(entry: dict) -> str:
+    text = _pct(entry["mean"])
+    if entry.get("low") is not None:
+        text += f" [{_pct(entry['low'])}, {_pct(entry['high'])}]"
+    return text
+
+
+def figures(cfg, results: dict, scores: dict, out: Path) -> list[Path]:
+    """DET curves per set, score histograms, training curves, EER heatmap, forgetting bars."""
+    made = []
+    first_seed = {m: min(by_seed) for m, by_seed in scores.items() if by_seed}
+    if not first_seed:
+        return made
+    for set_name in cfg.suite:
+        curves = {m: (scores[m][s][set_name].scores, scores[m][s][set_name].labels)
+                  for m, s in first_seed.items()}
+        made.append(plots.det_curves(curves, out / f"det_{set_name}.png",
+                                     title=f"DET, {set_name} (seed {min(first_seed.values())})"))
+    ood = [n for n, spec in cfg.suite.items() if spec.get("role") == "ood"] or list(cfg.suite)
+    made.append(plots.score_histograms(
+        {m: (scores[m][s][ood[0]].scores, scores[m][s][ood[0]].labels) for m, s in first_seed.items()},
+        out / f"scores_{ood[0]}.png", title=f"Score distributions, {ood[0]}"))
+    histories = {}
+    for name, run in results["runs"].items():
+        state = Path(run["folder"]) / "trainer_state.json"
+        if run["status"] == "ok" and state.is_file():
+            histories[name] = json.loads(state.read_text())["log_history"]
+    if histories:
+        made.append(plots.training_curves(histories, out / "training_curves.png"))
+    per_method = {m: v for m, v in results["per_method"].items() if v}
+    matrix = np.array([[100 * per_method[m][n]["eer"]["mean"] for n in cfg.suite] for m in per_method])
+    made.append(plots.metric_heatmap(matrix, list(per_method), list(cfg.suite), out / "eer_heatmap.png",
+                                     title="EER % (mean over seeds)"))
+    if results["forgetting"]:
+        made.append(plots.forgetting_bars(results["forgetting"], out / "forgetting.png"))
+    return made
+
+
+def write_report(cfg, results: dict, scores: dict, out: Path) -> Path:
+    out = Path(out)
+    made = figures(cfg, results, scores, out)
+    facts = run_facts()
+    corpus = "SYNTHETIC corpus (rlspoof data synth)" if results["synthetic"] else "evaluation corpora"
+    lines = [
+        f"# Method comparison on the {corpus}",
+        "",
+        f"{facts['date']}, commit {facts['git_commit']}, {facts['machine']}. Start: "
+        f"`{cfg.start or 'each recipe'}`; seeds {cfg.seeds}; overrides {cfg.overrides or 'none'}.",
+        "",
+        "## Runs",
+        "",
+        "| run | status |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {run['status']}{': ' + run['error'] if run['error'] else ''} |"
+              for name, run in results["runs"].items()]
+    sets = list(cfg.suite)
+    roles = {n: cfg.suite[n].get("role", "target") for n in sets}
+    lines += ["", "## EER % by set (mean over seeds [95% t-interval])", "",
+              "| method | " + " | ".join(f"{n} ({roles[n]})" for n in sets) + " |",
+              "|---|" + "---|" * len(sets)]
+    for method, by_set in results["per_method"].items():
+        if by_set:
+            lines.append(f"| {method} | " + " | ".join(_mean_ci(by_set[n]["eer"]) for n in sets) + " |")
+    if results["baseline"]:
+        lines.append("| *baseline (before)* | "
+                     + " | ".join(_pct(results["baseline"][n]["eer"]) for n in sets) + " |")
+    if results["paired"]:
+        lines += ["", f"## Paired differences against {cfg.reference} (EER pp; negative = better)", "",
+                  "Per seed: paired bootstrap over the same trials; across seeds: mean [t-interval].", "",
+                  "| comparison | set | mean diff | per seed: diff [95% CI] (p) |", "|---|---|---|---|"]
+        for comparison, by_set in results["paired"].items():
+            for set_name, entry in by_set.items():
+                seeds = "; ".join(f"{s}: {_pct(p['diff'])} [{_pct(p['low'])}, {_pct(p['high'])}] "
+                                  f"(p={p['p_value']:.3f})" for s, p in entry["per_seed"].items())
+                lines.append(f"| {comparison} | {set_name} | {_mean_ci(entry['eer_diff'])} | {seeds} |")
+    if results["forgetting"]:
+        lines += ["", "## Forgetting against the baseline (EER pp; + = worse)", "",
+                  "| method | target gain | old: mean change | old: average forgetting | ood: mean change |",
+                  "|---|---|---|---|---|"]
+        for method, report in results["forgetting"].items():
+            s = report["summary"]["eer"]
+            lines.append(f"| {method} | {_pct(s['target_gain'])} | {_pct(s['old_mean_change'])} | "
+                         f"{_pct(s['average_forgetting'])} | {_pct(s['ood_mean_change'])} |")
+    lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in made]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

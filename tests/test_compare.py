@@ -1,0 +1,121 @@
+"""``rlspoof compare``: methods x seeds, resumable, a failed run reported without losing others."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from rlspoof.compare import CompareConfig, compare, mean_ci, run_dir
+from rlspoof.configs import ConfigError
+from rlspoof.models import EncoderConfig, PolicyConfig, build_policy
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _fake_train(calls):
+    """Stands in for train_from_recipe: a seeded random tiny policy and a short log history;
+    the recipe named ``broken.yaml`` fails like a bad run would."""
+
+    def train(recipe, overrides):
+        calls.append((recipe, overrides))
+        if recipe.endswith("broken.yaml"):
+            raise RuntimeError("out of memory (injected)")
+        settings = dict(item.split("=", 1) for item in overrides)
+        torch.manual_seed(int(settings["seed"]) + len(recipe))
+        folder = settings["output_dir"]
+        policy = build_policy(PolicyConfig(encoder=EncoderConfig(preset="tiny")))
+        policy.save_pretrained(folder)
+        history = [{"step": s, "loss": 1.0 / s, "reward": 0.1 * s} for s in (1, 2, 3)]
+        (policy_dir := __import__("pathlib").Path(folder)).joinpath("trainer_state.json").write_text(
+            json.dumps({"log_history": history}))
+        return policy_dir
+
+    return train
+
+
+def _config(tiny_corpus, tmp_path, methods, baseline=None):
+    folder, _ = tiny_corpus
+    return CompareConfig(
+        output_dir=str(tmp_path / "cmp"), methods=methods, seeds=[1, 2], baseline=baseline,
+        suite={"dev": {"manifest": str(folder / "dev.csv"), "role": "target"},
+               "unseen": {"manifest": str(folder / "eval_unseen_attack.csv"), "role": "ood"}},
+        n_boot=20,
+    )
+
+
+def test_compare_reports_every_method_set_seed_and_survives_a_failed_run(tiny_corpus, tmp_path):
+    calls = []
+    methods = {"sft": "sft.yaml", "grpo": "grpo.yaml", "broken": "broken.yaml"}
+    cfg = _config(tiny_corpus, tmp_path, methods)
+    results = compare(cfg, train_fn=_fake_train(calls), log=lambda *_: None)
+
+    assert len(calls) == 6
+    assert results["runs"]["broken/seed1"]["status"] == "failed"
+    assert "out of memory" in results["runs"]["broken/seed1"]["error"]
+    assert (run_dir(cfg, "broken", 1) / "FAILED.txt").is_file()
+    for method in ("sft", "grpo"):
+        for seed in ("1", "2"):
+            assert set(results["metrics"][method][seed]) == {"dev", "unseen"}
+    assert results["synthetic"] is True
+    pair = results["paired"]["grpo-sft"]["dev"]
+    diffs = [p["diff"] for p in pair["per_seed"].values()]
+    assert pair["eer_diff"]["mean"] == pytest.approx(sum(diffs) / 2)
+    expected = [results["metrics"]["grpo"][s]["dev"]["eer"] - results["metrics"]["sft"][s]["dev"]["eer"]
+                for s in ("1", "2")]
+    assert diffs == pytest.approx(expected)
+
+    out = tmp_path / "cmp"
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["runs"] == results["runs"]
+    report = (out / "report.md").read_text()
+    assert "SYNTHETIC" in report and "broken/seed2 | failed" in report
+    for png in ("det_dev.png", "det_unseen.png", "scores_unseen.png", "training_curves.png",
+                "eer_heatmap.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+
+    # resumable: finished runs and their score files are reused, only the failed one reruns
+    calls.clear()
+    score_file = run_dir(cfg, "sft", 1) / "eval" / "scores" / "dev.tsv"
+    before = score_file.stat().st_mtime_ns
+    again = compare(cfg, train_fn=_fake_train(calls), log=lambda *_: None)
+    assert [c[0] for c in calls] == ["broken.yaml", "broken.yaml"]
+    assert score_file.stat().st_mtime_ns == before
+    for method in ("sft", "grpo"):  # same decisions (score files keep 6 decimals)
+        for seed, by_set in results["metrics"][method].items():
+            for set_name, metrics in by_set.items():
+                assert again["metrics"][method][seed][set_name]["eer"] == metrics["eer"]
+
+
+def test_compare_measures_forgetting_against_a_baseline(tiny_corpus, tmp_path):
+    calls = []
+    cfg = _config(tiny_corpus, tmp_path, {"sft": "sft.yaml"})
+    _fake_train([])("sft.yaml", ["seed=9", f"output_dir={tmp_path / 'base'}"])
+    cfg.baseline = str(tmp_path / "base")
+    results = compare(cfg, train_fn=_fake_train(calls), log=lambda *_: None)
+    forgetting = results["forgetting"]["sft"]
+    dev = forgetting["sets"]["dev"]["eer"]
+    assert dev["before"] == pytest.approx(results["baseline"]["dev"]["eer"])
+    assert dev["delta"] == pytest.approx(dev["after"] - dev["before"])
+    assert (tmp_path / "cmp" / "forgetting.png").is_file()
+
+
+def test_compare_recipe_errors_name_the_problem(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"output_dir": "x", "methods": {"a": "a.yaml"}, "suite": {},
+                                    "seed": [1]}))
+    with pytest.raises(ConfigError, match="did you mean 'seeds'"):
+        CompareConfig.from_yaml(path)
+    with pytest.raises(ConfigError, match="role must be one of"):
+        CompareConfig("x", {"a": "a.yaml"}, {"dev": {"manifest": "d.csv", "role": "new"}})
+    with pytest.raises(ConfigError, match="reference 'b'"):
+        CompareConfig("x", {"a": "a.yaml"}, {}, reference="b")
+
+
+def test_mean_ci_is_a_student_t_interval():
+    out = mean_ci([1.0, 2.0, 3.0])
+    assert out["mean"] == 2.0 and out["std"] == 1.0
+    assert out["high"] - 2.0 == pytest.approx(4.302652729911275 / 3 ** 0.5)
+    assert mean_ci([0.5])["low"] is None
