@@ -24,7 +24,13 @@ from scipy import stats
 
 from rlspoof.configs import ConfigError, check_keys
 from rlspoof.data.manifest import read_manifest
-from rlspoof.evaluation import ScoredSet, read_score_file, score_manifest, set_metrics, write_score_file
+from rlspoof.evaluation import (
+    ScoredSet,
+    read_score_file,
+    score_manifest,
+    set_metrics,
+    write_score_file,
+)
 from rlspoof.metrics.forgetting import ROLES, forgetting_report
 from rlspoof.metrics.report import paired_bootstrap_diff
 from rlspoof.models import SpoofPolicy
