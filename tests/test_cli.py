@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -139,3 +140,25 @@ def test_train_eval_detect_round_trip(tiny_corpus, tmp_path):
                                  str(folder / "audio" / "dev")])
     assert result.exit_code == 0, result.output
     assert len(json.loads(out.read_text())["results"]) == 16
+
+
+def test_drift_alerts_on_a_shifted_score_distribution_only(tmp_path):
+    from rlspoof.evaluation import ScoredSet, write_score_file
+
+    rng = np.random.default_rng(0)
+
+    def score_file(name, shift):
+        scores = list(rng.normal(shift, 1.0, 300))
+        return write_score_file(ScoredSet(name, [f"u{i}" for i in range(300)], scores,
+                                          ["bonafide"] * 300, ["-"] * 300), tmp_path / f"{name}.tsv")
+
+    ref, same, moved = score_file("ref", 0.0), score_file("same", 0.0), score_file("moved", 1.0)
+    quiet = runner.invoke(app, ["drift", "--reference", str(ref), "--incoming", str(same),
+                                "--calibrate", "0.99", "--out", str(tmp_path / "quiet.json")])
+    assert quiet.exit_code == 0, quiet.output
+    assert json.loads((tmp_path / "quiet.json").read_text())["alert"] is False
+    loud = runner.invoke(app, ["drift", "--reference", str(ref), "--incoming", str(moved),
+                               "--alpha", "0.05", "--permutations", "99"])
+    assert loud.exit_code == 1 and '"alert": true' in loud.output
+    unset = runner.invoke(app, ["drift", "--reference", str(ref), "--incoming", str(moved)])
+    assert isinstance(unset.exception, RlspoofError)

@@ -13,6 +13,7 @@ import typer
 
 from rlspoof.cli.compare import compare
 from rlspoof.cli.data import data_app
+from rlspoof.cli.drift import drift
 from rlspoof.cli.evaluate import detect, evaluate
 from rlspoof.cli.pretrain import pretrain
 from rlspoof.cli.train import train
@@ -31,6 +32,7 @@ app.command()(train)
 app.command(name="eval")(evaluate)
 app.command()(detect)
 app.command()(compare)
+app.command()(drift)
 
 
 def main() -> None:
