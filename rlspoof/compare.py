@@ -49,7 +49,7 @@ class CompareConfig:
     seeds: list[int] = field(default_factory=lambda: [1234])
     start: str | None = None  # model_name_or_path given to every run (None: each recipe's own)
     baseline: str | None = None  # a policy folder scored as "before" (forgetting)
-    reference: str | None = None  # the method others are compared with (default: the first)
+    reference: str | None = None  # the method others are compared with (default: sft, else the first)
     overrides: list[str] = field(default_factory=list)  # applied to every run, e.g. max_steps=100
     n_boot: int = 1000
 
@@ -61,7 +61,7 @@ class CompareConfig:
                 raise ConfigError(f"compare: suite set {name!r} needs {{manifest: PATH, role: ...}}")
             if spec.get("role", "target") not in ROLES:
                 raise ConfigError(f"compare: suite set {name!r} role must be one of {ROLES}")
-        self.reference = self.reference or next(iter(self.methods))
+        self.reference = self.reference or ("sft" if "sft" in self.methods else next(iter(self.methods)))
         if self.reference not in self.methods:
             raise ConfigError(f"compare: reference {self.reference!r} is not among the methods")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):

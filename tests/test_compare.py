@@ -119,3 +119,43 @@ def test_mean_ci_is_a_student_t_interval():
     assert out["mean"] == 2.0 and out["std"] == 1.0
     assert out["high"] - 2.0 == pytest.approx(4.302652729911275 / 3 ** 0.5)
     assert mean_ci([0.5])["low"] is None
+
+
+@pytest.mark.slow
+def test_compare_command_end_to_end_with_real_training(tiny_corpus, tmp_path):
+    """The CLI over real SFT / GRPO / hybrid runs (a few steps each) on the tiny corpus."""
+    from typer.testing import CliRunner
+
+    from rlspoof.cli import app
+
+    folder, _ = tiny_corpus
+    common = {"encoder_preset": "tiny", "freeze": "none", "train_manifest": str(folder / "train.csv"),
+              "crop_seconds": 0.5, "max_steps": 3, "per_device_train_batch_size": 4, "logging_steps": 1,
+              "save_strategy": "no", "use_cpu": True, "disable_tqdm": True, "report_to": "none",
+              "learning_rate": 1e-3, "output_dir": "unused"}
+    methods = {}
+    for name, extra in {"sft": {"method": "sft"},
+                        "grpo": {"method": "grpo", "num_generations": 4, "beta": 0.04},
+                        "hybrid": {"method": "hybrid", "schedule": "mixed", "num_generations": 4}}.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({**common, **extra}))
+        methods[name] = str(path)
+    recipe = tmp_path / "compare.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "output_dir": str(tmp_path / "cmp"), "methods": methods, "seeds": [1, 2], "n_boot": 20,
+        "suite": {"dev": {"manifest": str(folder / "dev.csv"), "role": "target"},
+                  "unseen": {"manifest": str(folder / "eval_unseen_attack.csv"), "role": "ood"}},
+    }))
+    result = CliRunner().invoke(app, ["compare", str(recipe)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    assert {name: run["status"] for name, run in results["runs"].items()} == {
+        f"{m}/seed{s}": "ok" for m in methods for s in (1, 2)}
+    for method in methods:
+        assert set(results["metrics"][method]) == {"1", "2"}
+        assert all(set(by_set) == {"dev", "unseen"} for by_set in results["metrics"][method].values())
+    assert set(results["paired"]) == {"grpo-sft", "hybrid-sft"}
+    for png in ("det_dev.png", "det_unseen.png", "scores_unseen.png", "training_curves.png",
+                "eer_heatmap.png"):
+        assert (tmp_path / "cmp" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert "EER % by set" in result.output
