@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch.utils.data import SequentialSampler
+from trainer_helpers import count_forwards, same_weights, weights_of
 from transformers import TrainerCallback, set_seed
 
 from rlspoof.algos import sample_actions
@@ -67,22 +68,10 @@ def _logged(trainer, key: str) -> list[float]:
     return [h[key] for h in trainer.state.log_history if key in h]
 
 
-def _count_forwards(module: torch.nn.Module) -> list[int]:
-    """Hook counting ``module``'s forward calls (register after the trainer deep-copies the
-    policy into its reference, or the copy inherits the hook)."""
-    calls: list[int] = []
-    module.register_forward_hook(lambda *_: calls.append(1))
-    return calls
 
 
-def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _same_weights(a: torch.nn.Module | dict, b: torch.nn.Module | dict) -> bool:
-    a = a if isinstance(a, dict) else a.state_dict()
-    b = b if isinstance(b, dict) else b.state_dict()
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.fixture
@@ -109,10 +98,10 @@ def test_one_policy_forward_per_micro_batch_and_a_frozen_reference(tiny_corpus, 
     micro_batches = 3 * 2
     assert trainer.old_model is None
     assert (trainer.ref_model is None) == (beta == 0)
-    policy_calls = _count_forwards(trainer.model.encoder)
-    ref_calls = _count_forwards(trainer.ref_model.encoder) if beta else []
-    ref_before = _weights(trainer.ref_model) if beta else None
-    policy_before = _weights(trainer.model)
+    policy_calls = count_forwards(trainer.model.encoder)
+    ref_calls = count_forwards(trainer.ref_model.encoder) if beta else []
+    ref_before = weights_of(trainer.ref_model) if beta else None
+    policy_before = weights_of(trainer.model)
 
     trainer.train()
 
@@ -120,9 +109,9 @@ def test_one_policy_forward_per_micro_batch_and_a_frozen_reference(tiny_corpus, 
     # reference when beta > 0): the group is sampled from that single pass.
     assert len(policy_calls) == micro_batches
     assert len(ref_calls) == (micro_batches if beta else 0)
-    assert not _same_weights(trainer.model, policy_before)
+    assert not same_weights(trainer.model, policy_before)
     if beta:
-        assert _same_weights(trainer.ref_model, ref_before)
+        assert same_weights(trainer.ref_model, ref_before)
         assert all(not p.requires_grad for p in trainer.ref_model.parameters())
     assert "entropy" not in _train_logs(trainer)[0]  # entropy_coef = 0
 
@@ -234,13 +223,13 @@ def test_old_policy_is_resynced_every_k_steps_and_takes_the_decisions(
             self.synced: dict[int, bool] = {}
 
         def on_step_end(self, args, state, control, model=None, **kwargs):
-            self.synced[state.global_step] = _same_weights(trainer.old_model, model)
+            self.synced[state.global_step] = same_weights(trainer.old_model, model)
 
     trainer = _trainer(tmp_path, _split(tiny_corpus, "train"), old_policy_sync_steps=2,
                        max_steps=5, learning_rate=1e-2, estimator="exact")
-    assert _same_weights(trainer.old_model, trainer.model)
+    assert same_weights(trainer.old_model, trainer.model)
     assert not trainer.old_model.training
-    old_calls = _count_forwards(trainer.old_model.encoder)
+    old_calls = count_forwards(trainer.old_model.encoder)
     check = Check()
     trainer.add_callback(check)
     trainer.train()

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from trainer_helpers import count_forwards, same_weights, weights_of
 from transformers import TrainerCallback, set_seed
 
 from rlspoof.configs import HybridConfig, SFTConfig
@@ -55,20 +56,10 @@ def _train_logs(trainer) -> list[dict]:
     return [h for h in trainer.state.log_history if "loss" in h]
 
 
-def _count_forwards(module: torch.nn.Module) -> list[int]:
-    calls: list[int] = []
-    module.register_forward_hook(lambda *_: calls.append(1))
-    return calls
 
 
-def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _same_weights(a, b) -> bool:
-    a = a if isinstance(a, dict) else a.state_dict()
-    b = b if isinstance(b, dict) else b.state_dict()
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.fixture
@@ -112,15 +103,15 @@ def test_sft_then_grpo_switches_at_half_and_resets_the_reference(tiny_corpus, tm
     # old_policy_sync_steps=100 never fires in 6 steps: only the switch can move the old policy
     trainer = _hybrid(tmp_path, _split(tiny_corpus, "train"), schedule="sft_then_grpo",
                       max_steps=6, beta=0.04, old_policy_sync_steps=100)
-    initial = _weights(trainer.model)
-    ref_calls = _count_forwards(trainer.ref_model.encoder)
+    initial = weights_of(trainer.model)
+    ref_calls = count_forwards(trainer.ref_model.encoder)
     at_switch = {}
 
     class Snapshot(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
             if state.global_step == 3:  # the last SFT step: GRPO starts from these weights
-                at_switch["policy"] = _weights(model)
-                at_switch["ref_still_initial"] = _same_weights(trainer.ref_model, initial)
+                at_switch["policy"] = weights_of(model)
+                at_switch["ref_still_initial"] = same_weights(trainer.ref_model, initial)
 
     trainer.add_callback(Snapshot())
     trainer.train()
@@ -130,24 +121,24 @@ def test_sft_then_grpo_switches_at_half_and_resets_the_reference(tiny_corpus, tm
     assert ["reward" in h for h in logs] == [False] * 3 + [True] * 3
     assert len(ref_calls) == 3  # no reference pass during the SFT phase
     assert at_switch["ref_still_initial"]
-    assert not _same_weights(at_switch["policy"], initial)  # SFT moved the policy
-    assert _same_weights(trainer.ref_model, at_switch["policy"])  # reference reset at the switch
-    assert _same_weights(trainer.old_model, at_switch["policy"])  # and so was the old policy
-    assert not _same_weights(trainer.model, at_switch["policy"])  # GRPO trained on from there
+    assert not same_weights(at_switch["policy"], initial)  # SFT moved the policy
+    assert same_weights(trainer.ref_model, at_switch["policy"])  # reference reset at the switch
+    assert same_weights(trainer.old_model, at_switch["policy"])  # and so was the old policy
+    assert not same_weights(trainer.model, at_switch["policy"])  # GRPO trained on from there
 
 
 def test_grpo_then_sft_keeps_the_reference(tiny_corpus, tmp_path):
     trainer = _hybrid(tmp_path, _split(tiny_corpus, "train"), schedule="grpo_then_sft",
                       switch_step=2, max_steps=4, beta=0.04)
-    ref_before = _weights(trainer.ref_model)
-    ref_calls = _count_forwards(trainer.ref_model.encoder)
+    ref_before = weights_of(trainer.ref_model)
+    ref_calls = count_forwards(trainer.ref_model.encoder)
     trainer.train()
 
     logs = _train_logs(trainer)
     assert [h["sft_weight"] for h in logs] == [0, 0, 1, 1]
     assert ["reward" in h for h in logs] == [True, True, False, False]
     assert len(ref_calls) == 2
-    assert _same_weights(trainer.ref_model, ref_before)  # only sft_then_grpo resets it
+    assert same_weights(trainer.ref_model, ref_before)  # only sft_then_grpo resets it
 
 
 def test_mixed_weight_moves_linearly_to_its_end(tiny_corpus, tmp_path, rollout_count):
@@ -165,7 +156,7 @@ def test_weight_one_is_sft_with_no_sampling_and_no_reference_pass(
     train = _split(tiny_corpus, "train")
     trainer = _hybrid(tmp_path, train, schedule="mixed", sft_weight=1.0, beta=0.04,
                       max_steps=3)
-    ref_calls = _count_forwards(trainer.ref_model.encoder)
+    ref_calls = count_forwards(trainer.ref_model.encoder)
     trainer.train()
     hybrid_losses = [h["loss"] for h in _train_logs(trainer)]
     assert len(ref_calls) == 0 and len(rollout_count) == 0
