@@ -83,9 +83,9 @@ LAYER_MODES = ("weighted", "last", "<int index into the hidden states>")
 # (400/160 samples, 100 frames/s) followed by a 1x1 mixing layer. Real checkpoints learn
 # frequency-selective filters from thousands of hours with a 512-channel stack of short kernels;
 # a 32-channel stack of 10-sample kernels trained for minutes on CPU cannot resolve the spectral
-# artifacts of the built-in corpus and stays at chance (measured: dev EER 0.50 after 300 SFT
-# steps, against 0.39 with this front-end; see benchmarks/results/sft_tiny.json), and it is 2x
-# slower. A layer-normalised CNN (``feat_extract_norm="layer"``) makes padded and unpadded
+# artifacts of the built-in corpus and stays at chance (measured 2026-11-25, SFT from random
+# init on the small corpus, 300 steps of 16 x 1.5 s: dev EER 0.50-0.53 with the old 32-channel
+# 10/8/8 stack, 0.39-0.41 with this front-end), and it is 2x slower. A layer-normalised CNN (``feat_extract_norm="layer"``) makes padded and unpadded
 # inputs give the same frames, which keeps batch scoring exact.
 _TINY_COMMON: dict[str, Any] = {
     "hidden_size": 64,
