@@ -99,6 +99,7 @@ def train_runs(cfg: CompareConfig, train_fn, log=print) -> dict[tuple[str, int],
             if cfg.start:
                 overrides.append(f"model_name_or_path={cfg.start}")
             log(f"training {method} seed {seed} -> {folder}")
+            (folder / "FAILED.txt").unlink(missing_ok=True)  # from an earlier attempt
             try:
                 train_fn(recipe, overrides)
                 errors[(method, seed)] = None

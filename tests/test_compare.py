@@ -82,6 +82,7 @@ def test_compare_reports_every_method_set_seed_and_survives_a_failed_run(tiny_co
     before = score_file.stat().st_mtime_ns
     again = compare(cfg, train_fn=_fake_train(calls), log=lambda *_: None)
     assert [c[0] for c in calls] == ["broken.yaml", "broken.yaml"]
+    assert (run_dir(cfg, "broken", 1) / "FAILED.txt").is_file()  # rewritten by the retry
     assert score_file.stat().st_mtime_ns == before
     for method in ("sft", "grpo"):  # same decisions (score files keep 6 decimals)
         for seed, by_set in results["metrics"][method].items():

@@ -191,7 +191,8 @@ def test_hybrid_recipe_with_overrides_and_a_typo(tmp_path):
 # --- the shipped recipes ----------------------------------------------------------------------
 
 RECIPES = sorted(p for p in (Path(__file__).parents[1] / "recipes").rglob("*.yaml")
-                 if p.name != "pretrain.yaml")
+                 if p.name not in ("pretrain.yaml", "compare.yaml"))
+COMPARE_RECIPES = sorted((Path(__file__).parents[1] / "recipes").rglob("compare.yaml"))
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -206,3 +207,14 @@ def test_every_shipped_recipe_parses_into_its_method_config(recipe):
     assert type(train_args) is config_cls and train_args.method == method
     assert data_args.train_manifest and train_args.output_dir.startswith("runs/")
     data_args.augment_specs()  # the augmentation list is valid YAML of specs
+
+
+@pytest.mark.parametrize("recipe", COMPARE_RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_compare_recipes_name_existing_training_recipes(recipe):
+    from rlspoof.compare import CompareConfig
+
+    cfg = CompareConfig.from_yaml(recipe)
+    root = Path(__file__).parents[1]
+    assert cfg.reference == "sft" and len(cfg.methods) >= 2
+    for method_recipe in cfg.methods.values():
+        assert (root / method_recipe).is_file(), method_recipe
