@@ -125,6 +125,9 @@ class SFTConfig(TrainingArguments):
         default=None, metadata={"help": "Cross-entropy weights [bonafide, spoof] (None: equal)."}
     )
     learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate."})
+    drift_samples: int = field(
+        default=0, metadata={"help": "N > 0: at each evaluation, log the sliced Wasserstein distance "
+                                     "between the embeddings of N training and N dev utterances."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Keep utt_id/attack columns (the policy reads only audio)."}
@@ -133,6 +136,8 @@ class SFTConfig(TrainingArguments):
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.drift_samples < 0:
+            raise ConfigError(f"drift_samples must be >= 0 (0 = off), got {self.drift_samples}")
         if self.class_weights is not None and (
             len(self.class_weights) != 2 or min(self.class_weights) <= 0
         ):

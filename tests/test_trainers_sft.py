@@ -74,3 +74,15 @@ def test_unknown_method_lists_valid_ones(tiny_corpus, tmp_path):
     recipe = _recipe(tmp_path, folder / "train.csv", folder / "dev.csv", method="ppo")
     with pytest.raises(ConfigError, match="unknown method 'ppo'.*sft"):
         train_from_recipe(recipe)
+
+
+def test_drift_samples_logs_the_train_dev_embedding_distance_at_each_evaluation(tiny_corpus, tmp_path):
+    folder, _ = tiny_corpus
+    path = _recipe(tmp_path, folder / "train.csv", folder / "dev.csv", max_steps=4,
+                   eval_strategy="steps", eval_steps=2, drift_samples=6)
+    out = train_from_recipe(path)
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    drift = [entry["eval_embedding_drift"] for entry in history if "eval_embedding_drift" in entry]
+    assert len(drift) == 2 and all(0 < d < float("inf") for d in drift)
+    with pytest.raises(ConfigError, match="drift_samples"):
+        train_from_recipe(_recipe(tmp_path, folder / "train.csv", folder / "dev.csv", drift_samples=-1))

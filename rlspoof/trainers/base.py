@@ -22,6 +22,7 @@ from rlspoof.data.augment import Augmenter
 from rlspoof.data.dataset import AudioCollator, SpoofDataset
 from rlspoof.data.manifest import Manifest, read_manifest
 from rlspoof.errors import DataError
+from rlspoof.metrics.drift import sliced_wasserstein
 from rlspoof.metrics.report import compute_metrics_for_trainer
 
 
@@ -67,6 +68,31 @@ class FreshCropsEachEpoch(TrainerCallback):
         self.dataset.set_epoch(int(state.epoch or 0))
 
 
+class EmbeddingDrift(TrainerCallback):
+    """At each evaluation, the sliced Wasserstein distance between the pooled embeddings of a
+    fixed sample of training and of dev utterances (``drift_samples``): a distance that grows
+    while dev EER stalls says the representation drifts away from the evaluation domain."""
+
+    def __init__(self, trainer: Trainer, n: int):
+        self.trainer, self.n = trainer, n
+
+    def _embeddings(self, dataset, model) -> torch.Tensor:
+        batch = AudioCollator()([dataset[i] for i in range(min(self.n, len(dataset)))])
+        device = next(model.parameters()).device
+        return model.embed(batch["input_values"].to(device), batch["attention_mask"].to(device))
+
+    def on_evaluate(self, args, state, control, model=None, **kwargs):
+        policy = self.trainer.accelerator.unwrap_model(model)
+        was_training = policy.training
+        policy.eval()
+        with torch.no_grad():
+            train = self._embeddings(self.trainer.train_dataset, policy)
+            dev = self._embeddings(self.trainer.eval_dataset, policy)
+        policy.train(was_training)
+        distance = sliced_wasserstein(train.float().cpu().numpy(), dev.float().cpu().numpy())
+        self.trainer.log({"eval_embedding_drift": distance})
+
+
 class SpoofTrainer(Trainer):
     """Base trainer for a ``SpoofPolicy``; subclasses implement ``compute_loss``."""
 
@@ -79,6 +105,8 @@ class SpoofTrainer(Trainer):
         self.recipe_configs = tuple(recipe_configs)
         if isinstance(train_dataset, SpoofDataset):
             self.add_callback(FreshCropsEachEpoch(train_dataset))
+        if getattr(args, "drift_samples", 0) and train_dataset is not None and eval_dataset is not None:
+            self.add_callback(EmbeddingDrift(self, args.drift_samples))
 
     def policy_logits(self, model, inputs):
         """One forward pass of the policy: logits (B, 2), index 0 bonafide, 1 spoof."""
