@@ -3,7 +3,7 @@
 Like TRL's trainers, a method is a ``Trainer`` subclass that implements one loss: here
 ``training_loss(model, inputs, logits)``, given the logits of the batch's single policy forward
 pass. This base supplies the forward pass, one dev loss for every method (cross-entropy, so
-methods compare), and the audio side: the audio side: datasets from manifests, the padding collator, fresh crops
+methods compare), and the audio side: datasets from manifests, the padding collator, fresh crops
 each epoch, ASVspoof metrics on the dev set, and checkpoints saved as ``SpoofPolicy`` folders
 (config + safetensors + metadata) instead of a bare state dict plus a pickled
 ``training_args.bin``.
@@ -94,7 +94,7 @@ class EmbeddingDrift(TrainerCallback):
 
 
 class SpoofTrainer(Trainer):
-    """Base trainer for a ``SpoofPolicy``; subclasses implement ``compute_loss``."""
+    """Base trainer for a ``SpoofPolicy``; subclasses implement ``training_loss``."""
 
     def __init__(self, model, args, train_dataset=None, eval_dataset=None, *, recipe_configs=(), **kwargs):
         args.label_names = ["labels"]  # the policy's forward has no `labels` to infer them from
