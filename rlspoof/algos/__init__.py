@@ -9,7 +9,13 @@ Kept free of models so every convention can be checked against hand-computed val
 
 from __future__ import annotations
 
-from rlspoof.algos.advantages import CENTERS, SCALES, group_advantages, zero_std_fraction
+from rlspoof.algos.advantages import (
+    CENTERS,
+    SCALES,
+    group_advantages,
+    group_stats,
+    zero_std_fraction,
+)
 from rlspoof.algos.losses import LOSS_TYPES, exact_kl, grpo_loss
 from rlspoof.algos.sampling import action_log_probs, all_actions, sample_actions
 
@@ -21,6 +27,7 @@ __all__ = [
     "all_actions",
     "exact_kl",
     "group_advantages",
+    "group_stats",
     "grpo_loss",
     "sample_actions",
     "zero_std_fraction",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["CENTERS", "SCALES", "group_advantages", "zero_std_fraction"]
+__all__ = ["CENTERS", "SCALES", "group_advantages", "group_stats", "zero_std_fraction"]
 
 CENTERS: tuple[str, ...] = ("group", "batch", "none")
 SCALES: tuple[str, ...] = ("group", "batch", "none")
@@ -45,6 +45,28 @@ def _check_weights(weights: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor
             f"got row sums in [{row_sums.min().item():.6g}, {row_sums.max().item():.6g}]"
         )
     return weights
+
+
+def group_stats(
+    rewards: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each group's mean and std, ``(B, 1)`` each, with the module's std convention: unbiased
+    for sampled groups (0 for a lone sample), the policy-weighted population std with
+    ``weights``. Shared by the advantages and by the trainer's ``reward``/``reward_std`` logs."""
+    r = rewards.detach()
+    if not r.is_floating_point():
+        r = r.float()
+    return _group_stats(r, None if weights is None else _check_weights(weights, r))
+
+
+def _group_stats(r: torch.Tensor, w: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    if w is not None:
+        mean = (w * r).sum(dim=1, keepdim=True)
+        return mean, ((w * (r - mean) ** 2).sum(dim=1, keepdim=True)).sqrt()
+    mean = r.mean(dim=1, keepdim=True)
+    if r.size(1) > 1:
+        return mean, r.std(dim=1, keepdim=True)  # unbiased, like TRL's nanstd
+    return mean, torch.zeros_like(mean)  # TRL: a lone sample has std 0
 
 
 def group_advantages(
@@ -90,14 +112,9 @@ def group_advantages(
     r = rewards.detach()
     if not r.is_floating_point():
         r = r.float()
-    if weights is not None:
-        w = _check_weights(weights, r)
-        group_mean = (w * r).sum(dim=1, keepdim=True)
-        batch_mean = group_mean.mean() if r.numel() else r.new_zeros(())
-    else:
-        w = None
-        group_mean = r.mean(dim=1, keepdim=True)
-        batch_mean = r.mean() if r.numel() else r.new_zeros(())
+    w = None if weights is None else _check_weights(weights, r)
+    group_mean, group_std = _group_stats(r, w)
+    batch_mean = group_mean.mean() if r.numel() else r.new_zeros(())
 
     if center == "group":
         centered = r - group_mean
@@ -109,12 +126,7 @@ def group_advantages(
         return centered
 
     if scale == "group":
-        if w is not None:
-            std = ((w * (r - group_mean) ** 2).sum(dim=1, keepdim=True)).sqrt()
-        elif r.size(1) > 1:
-            std = r.std(dim=1, keepdim=True)  # unbiased, like TRL's nanstd
-        else:
-            std = torch.zeros_like(group_mean)  # TRL: a lone sample has std 0
+        std = group_std
     else:  # batch
         if w is not None:
             std = (

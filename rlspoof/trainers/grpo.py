@@ -29,6 +29,7 @@ from rlspoof.algos import (
     action_log_probs,
     all_actions,
     group_advantages,
+    group_stats,
     grpo_loss,
     sample_actions,
     zero_std_fraction,
@@ -208,23 +209,15 @@ class GRPOTrainer(SpoofTrainer):
     # ---------------------------------------------------------------- logging
 
     def record_metrics(self, rollout: Rollout, logits, labels, loss_metrics: dict) -> None:
-        w = rollout.sample_weights
-
-        def mean_and_std(r: torch.Tensor) -> tuple[float, float]:
-            if w is None:
-                return r.float().mean().item(), r.float().std(dim=1).mean().item() if r.shape[1] > 1 else 0.0
-            mean = (w * r).sum(1)
-            std = (w * (r - mean[:, None]) ** 2).sum(1).sqrt()
-            return mean.mean().item(), std.mean().item()
-
         m = self._metrics
-        m["reward"].append(mean_and_std(rollout.rewards)[0])
-        m["reward_std"].append(mean_and_std(rollout.rewards)[1])
-        for name, r in rollout.rewards_per_func.items():
-            mean, std = mean_and_std(r)
-            m[f"rewards/{name}/mean"].append(mean)
-            m[f"rewards/{name}/std"].append(std)
-        if w is None:
+        series = [("reward", "reward_std", rollout.rewards)]
+        series += [(f"rewards/{name}/mean", f"rewards/{name}/std", r)
+                   for name, r in rollout.rewards_per_func.items()]
+        for mean_key, std_key, rewards in series:  # TRL: mean reward, mean within-group std
+            mean, std = group_stats(rewards, rollout.sample_weights)
+            m[mean_key].append(mean.mean().item())
+            m[std_key].append(std.mean().item())
+        if rollout.sample_weights is None:
             m["frac_reward_zero_std"].append(zero_std_fraction(rollout.rewards))
         m["accuracy"].append((logits.detach().argmax(-1) == labels).float().mean().item())
         for key, value in loss_metrics.items():
