@@ -23,7 +23,8 @@ import yaml
 from scipy import stats
 
 from rlspoof.configs import ConfigError, check_keys
-from rlspoof.data.manifest import read_manifest
+from rlspoof.data.manifest import Manifest, read_manifest
+from rlspoof.data.synth.corpus import is_synthetic
 from rlspoof.evaluation import (
     ScoredSet,
     read_score_file,
@@ -112,17 +113,17 @@ def train_runs(cfg: CompareConfig, train_fn, log=print) -> dict[tuple[str, int],
     return errors
 
 
-def score_suite(policy_dir: Path, cfg: CompareConfig, out: Path) -> dict[str, ScoredSet]:
+def score_suite(policy_dir: Path, suite: dict[str, Manifest], out: Path) -> dict[str, ScoredSet]:
     """Score files per suite set, reusing those newer than the policy's weights."""
     scored, policy = {}, None
     weights_time = (policy_dir / WEIGHTS_NAME).stat().st_mtime
-    for name, spec in cfg.suite.items():
+    for name, manifest in suite.items():
         path = out / "scores" / f"{name}.tsv"
         if path.is_file() and path.stat().st_mtime >= weights_time:
             scored[name] = read_score_file(path, name)
             continue
         policy = policy or SpoofPolicy.from_pretrained(policy_dir)
-        scored[name] = score_manifest(policy, read_manifest(spec["manifest"]), name)
+        scored[name] = score_manifest(policy, manifest, name)
         write_score_file(scored[name], path)
     return scored
 
@@ -183,23 +184,24 @@ def compare(cfg: CompareConfig, train_fn=None, log=print) -> dict:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     errors = train_runs(cfg, train_fn, log)
+    suite = {name: read_manifest(spec["manifest"]) for name, spec in cfg.suite.items()}
 
     metrics: dict[str, dict[int, dict]] = {m: {} for m in cfg.methods}
     scores: dict[str, dict[int, dict[str, ScoredSet]]] = {m: {} for m in cfg.methods}
     for (method, seed), error in errors.items():
         if error is None:
             folder = run_dir(cfg, method, seed)
-            scored = score_suite(folder, cfg, folder / "eval")
+            scored = score_suite(folder, suite, folder / "eval")
             scores[method][seed] = scored
             metrics[method][seed] = {n: set_metrics(s, n_boot=cfg.n_boot)["pooled"] for n, s in scored.items()}
 
     before = None
     if cfg.baseline:
-        scored = score_suite(Path(cfg.baseline), cfg, out / "baseline_eval")
+        scored = score_suite(Path(cfg.baseline), suite, out / "baseline_eval")
         before = {n: set_metrics(s, n_boot=cfg.n_boot)["pooled"] for n, s in scored.items()}
 
     results = {
-        "synthetic": _synthetic(cfg),
+        "synthetic": is_synthetic(suite.values()),
         "config": {f.name: getattr(cfg, f.name) for f in fields(cfg)},
         "runs": {f"{m}/seed{s}": {"status": "failed" if e else "ok", "error": e,
                                   "folder": str(run_dir(cfg, m, s))} for (m, s), e in errors.items()},
@@ -211,8 +213,3 @@ def compare(cfg: CompareConfig, train_fn=None, log=print) -> dict:
     write_report(cfg, results, scores, out)
     return results
 
-
-def _synthetic(cfg: CompareConfig) -> bool:
-    from rlspoof.data.synth.corpus import SOURCE
-
-    return any(row.source == SOURCE for spec in cfg.suite.values() for row in read_manifest(spec["manifest"]))

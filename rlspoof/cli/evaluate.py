@@ -39,12 +39,13 @@ def evaluate(
 ) -> None:
     """Score labelled sets: ASVspoof score files, metrics.json, and an EER/minDCF/Cllr table."""
     from rlspoof.data.manifest import read_manifest
+    from rlspoof.data.synth.corpus import is_synthetic
     from rlspoof.evaluation import evaluate_sets
     from rlspoof.models import SpoofPolicy
 
     folders = _named_paths(models, "--model", lambda p: p.name)
     manifests = {name: read_manifest(path) for name, path in _named_paths(sets, "--set", lambda p: p.stem).items()}
-    kind = "SYNTHETIC corpus" if _synthetic(manifests) else "evaluation"
+    kind = "SYNTHETIC corpus" if is_synthetic(manifests.values()) else "evaluation"
     all_results = {}
     for name, folder in folders.items():
         policy = SpoofPolicy.from_pretrained(folder)
@@ -92,12 +93,6 @@ def _side_by_side(title: str, all_results: dict[str, dict]) -> Table:
             cells.append(f"{100 * p['eer']:.1f} ({100 * p['eer_ci95'][0]:.0f}-{100 * p['eer_ci95'][1]:.0f})")
         table.add_row(set_name, *cells)
     return table
-
-
-def _synthetic(manifests) -> bool:
-    from rlspoof.data.synth.corpus import SOURCE
-
-    return any(row.source == SOURCE for m in manifests.values() for row in m)
 
 
 def detect(

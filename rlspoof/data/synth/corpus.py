@@ -21,6 +21,7 @@ import json
 import os
 import zlib
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,11 @@ UNSEEN_ATTACKS = ("frame_splice", "bandlimit_upsample", "codec_laundering", "mel
 CHANNELS = ("telephone", "noise")
 #: Attack strength is drawn per utterance; the low end gives near-inaudible, hard spoofs.
 STRENGTH_RANGE = (0.25, 1.0)
+
+
+def is_synthetic(manifests: Iterable[Manifest]) -> bool:
+    """Whether any row comes from this generator: its numbers must then be labelled synthetic."""
+    return any(row.source == SOURCE for manifest in manifests for row in manifest)
 
 
 @dataclass(frozen=True)
