@@ -60,13 +60,18 @@ class CompareConfig:
         for name, spec in self.suite.items():
             if not isinstance(spec, dict) or "manifest" not in spec:
                 raise ConfigError(f"compare: suite set {name!r} needs {{manifest: PATH, role: ...}}")
-            if spec.get("role", "target") not in ROLES:
+            spec.setdefault("role", "target")
+            if spec["role"] not in ROLES:
                 raise ConfigError(f"compare: suite set {name!r} role must be one of {ROLES}")
         self.reference = self.reference or ("sft" if "sft" in self.methods else next(iter(self.methods)))
         if self.reference not in self.methods:
             raise ConfigError(f"compare: reference {self.reference!r} is not among the methods")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError("compare: seeds must be a non-empty list of distinct integers")
+
+    @property
+    def roles(self) -> dict[str, str]:
+        return {name: spec["role"] for name, spec in self.suite.items()}
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> CompareConfig:
@@ -166,12 +171,11 @@ def summarise(cfg: CompareConfig, metrics: dict, scores: dict, before: dict | No
                 pairs[set_name]["paired_t_p"] = float(stats.ttest_1samp(diffs, 0.0).pvalue)
         summary["paired"][f"{method}-{ref}"] = pairs
     if before is not None:
-        roles = {name: spec.get("role", "target") for name, spec in cfg.suite.items()}
         for method, by_seed in metrics.items():
             if by_seed:
                 mean_after = {n: {m: float(np.mean([by_seed[s][n][m] for s in by_seed]))
                                   for m in ("eer", "min_dcf")} for n in cfg.suite}
-                summary["forgetting"][method] = forgetting_report(before, mean_after, roles)
+                summary["forgetting"][method] = forgetting_report(before, mean_after, cfg.roles)
     return summary
 
 

@@ -37,7 +37,7 @@ def figures(cfg, results: dict, scores: dict, out: Path) -> list[Path]:
                   for m, s in first_seed.items()}
         made.append(plots.det_curves(curves, out / f"det_{set_name}.png",
                                      title=f"DET, {set_name} (seed {min(first_seed.values())})"))
-    ood = [n for n, spec in cfg.suite.items() if spec.get("role") == "ood"] or list(cfg.suite)
+    ood = [n for n, role in cfg.roles.items() if role == "ood"] or list(cfg.suite)
     made.append(plots.score_histograms(
         {m: (scores[m][s][ood[0]].scores, scores[m][s][ood[0]].labels) for m, s in first_seed.items()},
         out / f"scores_{ood[0]}.png", title=f"Score distributions, {ood[0]}"))
@@ -76,7 +76,7 @@ def write_report(cfg, results: dict, scores: dict, out: Path) -> Path:
     lines += [f"| {name} | {run['status']}{': ' + run['error'] if run['error'] else ''} |"
               for name, run in results["runs"].items()]
     sets = list(cfg.suite)
-    roles = {n: cfg.suite[n].get("role", "target") for n in sets}
+    roles = cfg.roles
     lines += ["", "## EER % by set (mean over seeds [95% t-interval])", "",
               "| method | " + " | ".join(f"{n} ({roles[n]})" for n in sets) + " |",
               "|---|" + "---|" * len(sets)]
