@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch.utils.data import SequentialSampler
-from trainer_helpers import count_forwards, same_weights, weights_of
+from trainer_helpers import count_forwards, same_weights, weights_of, write_tiny_recipe
 from transformers import TrainerCallback, set_seed
 
 from rlspoof.algos import sample_actions
@@ -344,20 +344,7 @@ def test_a_user_reward_named_by_dotted_path_trains(tiny_corpus, tmp_path, monkey
 
 def test_grpo_recipe_trains_and_saves_a_loadable_policy(tiny_corpus, tmp_path):
     folder, _ = tiny_corpus
-    recipe = {
-        "method": "grpo", "encoder_preset": "tiny", "freeze": "none",
-        "train_manifest": str(folder / "manifest.csv"), "train_split": "train",
-        "eval_manifest": str(folder / "manifest.csv"), "eval_split": "dev",
-        "crop_seconds": CROP, "eval_crop_seconds": CROP,
-        "output_dir": str(tmp_path / "run"), "learning_rate": 1e-3,
-        "per_device_train_batch_size": 8, "per_device_eval_batch_size": 16,
-        "num_generations": 8, "beta": 0.04, "max_steps": 4, "logging_steps": 2,
-        "eval_strategy": "steps", "eval_steps": 4, "save_strategy": "no",
-        "report_to": "none", "use_cpu": True, "disable_tqdm": True, "seed": 5,
-        "lr_scheduler_type": "constant",
-    }
-    path = tmp_path / "grpo.yaml"
-    path.write_text(yaml.safe_dump(recipe))
+    path = write_tiny_recipe(tmp_path, folder, "grpo", CROP, method="grpo", logging_steps=2)
     out = train_from_recipe(path, ["estimator=exact"])
 
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]

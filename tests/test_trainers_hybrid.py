@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from trainer_helpers import count_forwards, same_weights, weights_of
+from trainer_helpers import count_forwards, same_weights, weights_of, write_tiny_recipe
 from transformers import TrainerCallback, set_seed
 
 from rlspoof.configs import HybridConfig, SFTConfig
@@ -172,19 +172,8 @@ def test_weight_one_is_sft_with_no_sampling_and_no_reference_pass(
 
 def test_hybrid_recipe_trains_and_saves_a_loadable_policy(tiny_corpus, tmp_path):
     folder, _ = tiny_corpus
-    recipe = {
-        "method": "hybrid", "schedule": "sft_then_grpo", "encoder_preset": "tiny",
-        "freeze": "none", "train_manifest": str(folder / "manifest.csv"), "train_split": "train",
-        "eval_manifest": str(folder / "manifest.csv"), "eval_split": "dev",
-        "crop_seconds": CROP, "eval_crop_seconds": CROP, "output_dir": str(tmp_path / "run"),
-        "learning_rate": 1e-3, "per_device_train_batch_size": 8,
-        "per_device_eval_batch_size": 16, "num_generations": 8, "beta": 0.04, "max_steps": 4,
-        "logging_steps": 1, "eval_strategy": "steps", "eval_steps": 4, "save_strategy": "no",
-        "report_to": "none", "use_cpu": True, "disable_tqdm": True, "seed": 5,
-        "lr_scheduler_type": "constant",
-    }
-    path = tmp_path / "hybrid.yaml"
-    path.write_text(yaml.safe_dump(recipe))
+    path = write_tiny_recipe(tmp_path, folder, "hybrid", CROP, method="hybrid",
+                             schedule="sft_then_grpo", logging_steps=1)
     out = train_from_recipe(path, ["switch_step=1"])
 
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
