@@ -8,6 +8,7 @@ import pytest
 from rlspoof.data.augment import (
     AUGMENTATIONS,
     RAWBOOST_ALGOS,
+    AugmentConfigError,
     Augmenter,
     RawBoostParams,
     _multiband_filter,
@@ -19,6 +20,7 @@ from rlspoof.data.augment import (
     mu_law_encode,
     rawboost,
     resample_chain,
+    reverb,
     ssi_noise,
 )
 
@@ -331,3 +333,29 @@ def test_from_config_none_is_identity():
     np.testing.assert_array_equal(aug(WAVE, np.random.default_rng(0)), WAVE)
     with pytest.raises(ValueError):
         Augmenter.from_config({"name": "noise"})
+
+
+def _late_energy_fraction(wave: np.ndarray, after_s: float = 0.05) -> float:
+    start = int(after_s * 16000)
+    return float(np.sum(wave[start:] ** 2) / np.sum(wave**2))
+
+
+def test_reverb_tail_follows_rt60_and_keeps_the_level():
+    impulse = np.zeros(16000, dtype=np.float32)
+    impulse[0] = 1.0
+    rng = np.random.default_rng(0)
+    short = reverb(impulse, np.random.default_rng(1), rt60=0.2, drr_db=-6.0)
+    long = reverb(impulse, np.random.default_rng(1), rt60=0.8, drr_db=-6.0)
+    assert _late_energy_fraction(long) > _late_energy_fraction(short) > 0.01
+    # 60 dB down after rt60: the envelope between 0.1 s and 0.3 s falls by about 40 dB at rt60 0.3
+    tail = reverb(impulse, rng, rt60=0.3, drr_db=-20.0)
+    early, late = (np.mean(tail[int(a * 16000):int(b * 16000)] ** 2) for a, b in ((0.08, 0.12), (0.28, 0.32)))
+    assert 30 < 10 * np.log10(early / late) < 50
+    speech = np.random.default_rng(2).standard_normal(16000).astype(np.float32) * 0.1
+    wet = reverb(speech, rng, rt60=0.6)
+    assert np.mean(wet**2) == pytest.approx(np.mean(speech**2), rel=1e-3)
+
+
+def test_reverb_rejects_a_non_positive_rt60():
+    with pytest.raises(AugmentConfigError, match="rt60"):
+        reverb(np.ones(100, dtype=np.float32), np.random.default_rng(0), rt60=0.0)

@@ -13,6 +13,7 @@ from rlspoof.data.synth.attacks import ATTACKS, AttackContext
 from rlspoof.data.synth.corpus import (
     SEEN_ATTACKS,
     SIZES,
+    TARGET_ATTACKS,
     UNSEEN_ATTACKS,
     UtteranceJob,
     build_corpus,
@@ -64,23 +65,38 @@ def test_counts_follow_the_size_spec(tiny_corpus):
         assert {r.domain for r in part} == {spec.domain}
 
 
-def test_speakers_disjoint_between_train_dev_and_eval(tiny_corpus):
+def test_speakers_disjoint_between_train_dev_evaluation_and_target(tiny_corpus):
     _, manifest = tiny_corpus
     speakers = {s: {r.speaker for r in manifest.filter(split=s)} for s in
-                ("train", "dev", "eval", "eval_unseen_attack", "eval_channel")}
+                ("train", "dev", "eval", "eval_unseen_attack", "eval_channel",
+                 "target_train", "target_dev", "target_eval")}
     assert not speakers["train"] & speakers["dev"]
     evaluation = speakers["eval"] | speakers["eval_unseen_attack"] | speakers["eval_channel"]
-    assert not evaluation & (speakers["train"] | speakers["dev"])
+    old = speakers["train"] | speakers["dev"]
+    assert not evaluation & old
+    target_test = speakers["target_dev"] | speakers["target_eval"]
+    assert not speakers["target_train"] & target_test
+    assert not (speakers["target_train"] | target_test) & (old | evaluation)
 
 
-def test_seen_and_unseen_families_are_disjoint(tiny_corpus):
+def test_seen_target_and_unseen_families_are_disjoint(tiny_corpus):
     _, manifest = tiny_corpus
-    assert not set(SEEN_ATTACKS) & set(UNSEEN_ATTACKS)
-    trained_on = {r.attack for r in manifest.filter(split=["train", "dev"], label=SPOOF)}
-    assert trained_on == set(SEEN_ATTACKS)
-    assert not trained_on & {r.attack for r in manifest.filter(split="eval_unseen_attack", label=SPOOF)}
+    families = [set(SEEN_ATTACKS), set(TARGET_ATTACKS), set(UNSEEN_ATTACKS)]
+    assert sum(map(len, families)) == len(set().union(*families))
+    def spoofed_by(*splits):
+        return {r.attack for r in manifest.filter(split=list(splits), label=SPOOF)}
+    assert spoofed_by("train", "dev", "eval", "eval_channel") == set(SEEN_ATTACKS)
+    assert spoofed_by("target_train", "target_dev", "target_eval") == set(TARGET_ATTACKS)
+    assert spoofed_by("eval_unseen_attack") == set(UNSEEN_ATTACKS)
     assert {r.extra["channel"] for r in manifest.filter(split="eval_channel")} <= {"telephone", "noise"}
     assert len(ATTACKS) >= 6
+
+
+def test_only_the_target_domain_is_far_field(tiny_corpus):
+    _, manifest = tiny_corpus
+    for row in manifest:
+        assert ("room" in row.extra) == row.split.startswith("target_"), row.utt_id
+        assert (row.domain == "target") == row.split.startswith("target_")
 
 
 def test_audio_is_valid_and_level_is_no_cue(tiny_corpus):
@@ -104,6 +120,7 @@ def test_manifests_and_card_on_disk(tiny_corpus):
     card = json.loads((folder / "corpus.json").read_text())
     assert card["synthetic"] is True and card["seed"] == 7 and card["size"] == "tiny"
     assert card["unseen_attacks"] == list(UNSEEN_ATTACKS)
+    assert card["target_attacks"] == list(TARGET_ATTACKS)
 
 
 def test_unknown_size_is_an_error(tmp_path):

@@ -451,6 +451,34 @@ def telephone(
     return mu_law(y, rng, 8, sample_rate)
 
 
+def reverb(
+    wave: np.ndarray,
+    rng: np.random.Generator,
+    rt60: float = 0.6,
+    drr_db: float = 0.0,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+) -> np.ndarray:
+    """A far-field room: convolution with an exponentially decaying noise tail.
+
+    ``rt60`` is the time (s) the tail takes to fall by 60 dB; ``drr_db`` the direct-to-reverberant
+    energy ratio (lower: farther from the microphone). The level of the input is kept.
+    """
+    x = _as_wave(wave)
+    if rt60 <= 0:
+        raise AugmentConfigError(f"reverb: rt60 must be positive, got {rt60}")
+    length = max(2, int(min(rt60, 2.0) * sample_rate))
+    t = np.arange(length) / sample_rate
+    tail = rng.standard_normal(length) * np.exp(-6.9 * t / rt60)
+    tail[0] = 0.0
+    tail *= 10 ** (-float(drr_db) / 20) / (np.sqrt(np.sum(tail**2)) + 1e-12)
+    tail[0] = 1.0
+    y = fftconvolve(x, tail)[: x.size]
+    power = _power(x)
+    if power > _SILENT_POWER:
+        y = y * np.sqrt(power / (_power(y) + _SILENT_POWER))
+    return _out(y)
+
+
 # --- registry and composition ----------------------------------------------------------------
 
 AUGMENTATIONS: dict[str, AugmentFn] = {
@@ -460,6 +488,7 @@ AUGMENTATIONS: dict[str, AugmentFn] = {
     "mu_law": mu_law,
     "resample_chain": resample_chain,
     "telephone": telephone,
+    "reverb": reverb,
 }
 
 _RESERVED = ("wave", "rng", "sample_rate")
@@ -605,6 +634,7 @@ __all__ = [
     "mu_law_encode",
     "resample_chain",
     "rawboost",
+    "reverb",
     "ssi_noise",
     "telephone",
 ]

@@ -8,11 +8,19 @@ Layout written by ``build_corpus(out, size, seed)``::
       <split>.csv            one manifest per split (train, dev, eval, eval_unseen_attack, eval_channel)
       audio/<split>/<utt_id>.flac
 
-Splits are disjoint by speaker (train / dev / evaluation speakers). ``train``, ``dev`` and
-``eval`` use the *seen* attack families; ``eval_unseen_attack`` uses families never seen in
-training; ``eval_channel`` passes bonafide and seen-family spoofs through channels absent from
-training (telephone band, heavy noise). Every utterance's audio depends only on
-(seed, split, index), so the corpus is identical whatever the number of worker processes.
+The splits mirror the source papers' pipeline, post-train on one corpus, fine-tune on another:
+
+* ``train``, ``dev``, ``eval``: the *old* domain: close-talk recordings, the *seen* attack
+  families (post-training data; what fine-tuning could make the detector forget).
+* ``target_train``, ``target_dev``, ``target_eval``: the *target* domain: new speakers recorded
+  far-field in a reverberant room, spoofed by two *target* families absent from the old domain
+  (the fine-tuning corpus, like moving from ASVspoof 2019 LA to In-the-Wild).
+* ``eval_unseen_attack``: families seen by neither; ``eval_channel``: old-domain speech through
+  channels neither domain has (telephone band, heavy noise). Both are out-of-domain tests.
+
+Speaker pools are disjoint: old train / old dev / evaluation / target (the target pool is split
+by speaker between target_train and target_dev+target_eval). Every utterance's audio depends
+only on (seed, split, index), so the corpus is identical whatever the number of worker processes.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from rlspoof.data.audio import write_audio
-from rlspoof.data.augment import add_noise, telephone
+from rlspoof.data.augment import add_noise, reverb, telephone
 from rlspoof.data.manifest import BONAFIDE, SPOOF, Manifest, ManifestRow, write_manifest
 from rlspoof.data.synth.attacks import ATTACKS, AttackContext
 from rlspoof.data.synth.voice import (
@@ -43,10 +51,14 @@ from rlspoof.data.synth.voice import (
 )
 
 SOURCE = "rlspoof-synthetic"
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 SEEN_ATTACKS = ("griffin_lim", "lpc_vocoder", "oversmoothed", "upsample_tones")
-UNSEEN_ATTACKS = ("frame_splice", "bandlimit_upsample", "codec_laundering", "mel_inversion")
+TARGET_ATTACKS = ("frame_splice", "codec_laundering")
+UNSEEN_ATTACKS = ("bandlimit_upsample", "mel_inversion")
 CHANNELS = ("telephone", "noise")
+#: The target domain's room: reverberation time (s) and direct-to-reverberant ratio (dB) ranges.
+FAR_FIELD_RT60 = (0.4, 0.9)
+FAR_FIELD_DRR_DB = (-3.0, 6.0)
 #: Attack strength is drawn per utterance; the low end gives near-inaudible, hard spoofs.
 STRENGTH_RANGE = (0.25, 1.0)
 
@@ -59,44 +71,58 @@ def is_synthetic(manifests: Iterable[Manifest]) -> bool:
 @dataclass(frozen=True)
 class SplitSpec:
     name: str
-    speakers: str  # which speaker pool: train, dev or eval
+    speakers: str  # which speaker pool: train, dev, eval, target_train or target_eval
     domain: str
     attacks: tuple[str, ...]
     n_bonafide: int
     n_spoof_per_attack: int
     channel_shift: bool = False
+    far_field: bool = False
+
+
+#: Speaker pools, in the order of ``SizeSpec.n_speakers``.
+POOLS = ("train", "dev", "eval", "target_train", "target_eval")
 
 
 @dataclass(frozen=True)
 class SizeSpec:
-    n_speakers: tuple[int, int, int]  # train, dev, eval pools
+    n_speakers: tuple[int, int, int, int, int]  # one count per pool in POOLS
     duration: tuple[float, float]  # seconds, uniform
     bonafide: dict[str, int]  # per split
     spoof_per_attack: dict[str, int]
 
 
 SIZES: dict[str, SizeSpec] = {
-    "tiny": SizeSpec((4, 2, 3), (1.0, 1.5),
-                     {"train": 16, "dev": 8, "eval": 8, "eval_unseen_attack": 8, "eval_channel": 8},
-                     {"train": 4, "dev": 2, "eval": 2, "eval_unseen_attack": 2, "eval_channel": 2}),
-    "small": SizeSpec((24, 8, 12), (1.5, 3.0),
-                      {"train": 240, "dev": 100, "eval": 100, "eval_unseen_attack": 100, "eval_channel": 100},
-                      {"train": 60, "dev": 25, "eval": 25, "eval_unseen_attack": 25, "eval_channel": 25}),
-    "medium": SizeSpec((60, 16, 24), (2.0, 4.0),
-                       {"train": 1000, "dev": 300, "eval": 400, "eval_unseen_attack": 400, "eval_channel": 400},
-                       {"train": 250, "dev": 75, "eval": 100, "eval_unseen_attack": 100, "eval_channel": 100}),
+    "tiny": SizeSpec((4, 2, 3, 4, 2), (1.0, 1.5),
+                     {"train": 16, "dev": 8, "eval": 8, "target_train": 16, "target_dev": 8,
+                      "target_eval": 8, "eval_unseen_attack": 8, "eval_channel": 8},
+                     {"train": 4, "dev": 2, "eval": 2, "target_train": 8, "target_dev": 4,
+                      "target_eval": 4, "eval_unseen_attack": 4, "eval_channel": 2}),
+    "small": SizeSpec((24, 8, 12, 16, 8), (1.5, 3.0),
+                      {"train": 240, "dev": 100, "eval": 100, "target_train": 160, "target_dev": 60,
+                       "target_eval": 100, "eval_unseen_attack": 100, "eval_channel": 100},
+                      {"train": 60, "dev": 25, "eval": 25, "target_train": 80, "target_dev": 30,
+                       "target_eval": 50, "eval_unseen_attack": 50, "eval_channel": 25}),
+    "medium": SizeSpec((60, 16, 24, 40, 16), (2.0, 4.0),
+                       {"train": 1000, "dev": 300, "eval": 400, "target_train": 600, "target_dev": 200,
+                        "target_eval": 300, "eval_unseen_attack": 400, "eval_channel": 400},
+                       {"train": 250, "dev": 75, "eval": 100, "target_train": 300, "target_dev": 100,
+                        "target_eval": 150, "eval_unseen_attack": 200, "eval_channel": 100}),
 }
 
 
 def split_specs(size: SizeSpec) -> list[SplitSpec]:
-    def spec(name, pool, domain, attacks, channel=False):
+    def spec(name, pool, domain, attacks, channel=False, far_field=False):
         return SplitSpec(name, pool, domain, attacks, size.bonafide[name],
-                         size.spoof_per_attack[name], channel)
+                         size.spoof_per_attack[name], channel, far_field)
 
     return [
         spec("train", "train", "in_domain", SEEN_ATTACKS),
         spec("dev", "dev", "in_domain", SEEN_ATTACKS),
         spec("eval", "eval", "in_domain", SEEN_ATTACKS),
+        spec("target_train", "target_train", "target", TARGET_ATTACKS, far_field=True),
+        spec("target_dev", "target_eval", "target", TARGET_ATTACKS, far_field=True),
+        spec("target_eval", "target_eval", "target", TARGET_ATTACKS, far_field=True),
         spec("eval_unseen_attack", "eval", "unseen_attack", UNSEEN_ATTACKS),
         spec("eval_channel", "eval", "channel_shift", SEEN_ATTACKS, channel=True),
     ]
@@ -114,6 +140,7 @@ class UtteranceJob:
     duration_range: tuple[float, float]
     channel_shift: bool
     out_path: str
+    far_field: bool = False
 
 
 def _stable(text: str) -> int:
@@ -140,6 +167,10 @@ def synthesize(job: UtteranceJob) -> tuple[np.ndarray, dict[str, str]]:
         ctx = AttackContext(script, speaker, channel, take, rng, strength)
         wave = ATTACKS[job.attack].fn(ctx)
         extra["strength"] = f"{strength:.3f}"
+    if job.far_field:
+        rt60, drr = float(rng.uniform(*FAR_FIELD_RT60)), float(rng.uniform(*FAR_FIELD_DRR_DB))
+        wave = reverb(wave, rng, rt60=rt60, drr_db=drr, sample_rate=SAMPLE_RATE)
+        extra["room"] = f"rt60={rt60:.2f},drr={drr:.1f}"
     wave = add_noise_floor(wave, float(rng.uniform(30, 55)), rng)
     if job.channel_shift:
         kind = CHANNELS[int(rng.integers(len(CHANNELS)))]
@@ -167,7 +198,7 @@ def plan_jobs(out: Path, size: str, seed: int) -> list[UtteranceJob]:
     spec = SIZES[size]
     pools: dict[str, list[int]] = {}
     start = 0
-    for pool, count in zip(("train", "dev", "eval"), spec.n_speakers, strict=True):
+    for pool, count in zip(POOLS, spec.n_speakers, strict=True):
         pools[pool] = list(range(start, start + count))
         start += count
     jobs = []
@@ -183,7 +214,7 @@ def plan_jobs(out: Path, size: str, seed: int) -> list[UtteranceJob]:
                 seed=seed, split=split.name, index=index, speaker_index=spk,
                 speaker_id=f"SPK_{spk:04d}", label=label, attack=attack,
                 duration_range=spec.duration, channel_shift=split.channel_shift,
-                out_path=str(out / "audio" / split.name / f"{utt}.flac"),
+                out_path=str(out / "audio" / split.name / f"{utt}.flac"), far_field=split.far_field,
             ))
     return jobs
 
@@ -236,7 +267,9 @@ def build_corpus(out: str | Path, size: str = "small", seed: int = 1234,
         "seed": seed,
         "sample_rate": SAMPLE_RATE,
         "seen_attacks": list(SEEN_ATTACKS),
+        "target_attacks": list(TARGET_ATTACKS),
         "unseen_attacks": list(UNSEEN_ATTACKS),
+        "target_room": {"rt60_s": list(FAR_FIELD_RT60), "drr_db": list(FAR_FIELD_DRR_DB)},
         "attack_systems": {name: fam.system for name, fam in ATTACKS.items()},
         "channel_shifts": list(CHANNELS),
         "splits": {
