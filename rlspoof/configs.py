@@ -24,6 +24,11 @@ class ConfigError(RlspoofError):
     """A recipe or override that cannot be turned into a config."""
 
 
+def _one_of(name: str, value, valid) -> None:
+    if value not in valid:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, valid))}; got {value!r}")
+
+
 @dataclass
 class ModelArguments:
     """The detector policy: SSL encoder, pooling, head, freezing, LoRA (TRL ``ModelConfig`` style)."""
@@ -53,7 +58,11 @@ class ModelArguments:
     pooling: str = field(default="mean", metadata={"help": "mean | attentive_stats."})
     head_hidden: int | None = field(default=None, metadata={"help": "Hidden units of an MLP head (None: linear)."})
     head_dropout: float = field(default=0.0, metadata={"help": "Dropout before the head."})
-    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of the encoder."})
+    frame_head: bool = field(
+        default=False, metadata={"help": "Add a frame-level head (mix-frame post-training needs one)."})
+    use_peft: bool = field(
+        default=False, metadata={"help": "Train LoRA adapters instead of the encoder (also on a saved "
+                                         "policy that has none)."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
@@ -81,7 +90,10 @@ class ModelArguments:
 class DataArguments:
     """Which manifests to train and evaluate on, and how audio is cut and augmented."""
 
-    train_manifest: str | None = field(default=None, metadata={"help": "Training manifest (.csv/.jsonl)."})
+    train_manifest: str | None = field(
+        default=None,
+        metadata={"help": "Training manifest (.csv/.jsonl); several (a YAML list or comma-separated) "
+                          "are concatenated, e.g. the corpora of a post-training mix."})
     eval_manifest: str | None = field(default=None, metadata={"help": "Dev manifest for evaluation during training."})
     train_split: str | None = field(default=None, metadata={"help": "Keep only rows of this split from train_manifest."})
     eval_split: str | None = field(default=None, metadata={"help": "Keep only rows of this split from eval_manifest."})
@@ -96,11 +108,60 @@ class DataArguments:
                           "'[{name: rawboost, p: 0.5, algo: 3}]' (see rlspoof.data.augment)."},
     )
 
+    mixframe_prob: float = field(
+        default=0.0, metadata={"help": "Probability that a training clip gets spans of an utterance of "
+                                       "the other class (mix-frame post-training; needs frame_head)."})
+    mixframe_span_seconds: list[float] = field(
+        default_factory=lambda: [0.1, 0.5], metadata={"help": "[min, max] length of a mixed span (s)."})
+    mixframe_max_spans: int = field(default=2, metadata={"help": "At most this many spans per clip."})
+    mixframe_mode: str = field(
+        default="splice", metadata={"help": "splice (replace the span) | blend (add the donor at "
+                                            "mixframe_blend_weight)."})
+    mixframe_blend_weight: float = field(default=0.5, metadata={"help": "Donor weight in blend mode."})
+    mix_by: str | None = field(
+        default=None,
+        metadata={"help": "Draw training rows source-first, grouping by this manifest column "
+                          "(source, attack, domain, ...); None: uniformly over rows."})
+    mix_weights: dict | str | None = field(
+        default=None, metadata={"help": "Sampling weight per mix_by value, e.g. {vctk: 1, mlaad: 3}."})
+    mix_temperature: float = field(
+        default=1.0, metadata={"help": "Without mix_weights: p(source) ~ rows^(1/T); T=1 proportional, "
+                                       "large T close to uniform over sources."})
+    balance_labels: bool = field(
+        default=False, metadata={"help": "Every batch holds as many bonafide as spoof rows."})
+
     def __post_init__(self) -> None:
         if self.crop_seconds <= 0:
             raise ConfigError(f"crop_seconds must be positive, got {self.crop_seconds}")
         if self.sample_rate <= 0:
             raise ConfigError(f"sample_rate must be positive, got {self.sample_rate}")
+        if isinstance(self.mix_weights, str):  # YAML text, from a recipe or --set mix_weights='{...}'
+            try:
+                self.mix_weights = yaml.safe_load(self.mix_weights)
+            except yaml.YAMLError as err:
+                raise ConfigError(f"mix_weights must be a mapping {{source: weight}}: {err}") from None
+            if not isinstance(self.mix_weights, dict):
+                raise ConfigError(f"mix_weights must be a mapping {{source: weight}}, got {self.mix_weights!r}")
+        if not 0 <= self.mixframe_prob <= 1:
+            raise ConfigError(f"mixframe_prob must be in [0, 1], got {self.mixframe_prob}")
+        lo_hi = list(self.mixframe_span_seconds)
+        if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
+            raise ConfigError(f"mixframe_span_seconds must be [min, max] with 0 < min <= max, got {lo_hi}")
+        _one_of("mixframe_mode", self.mixframe_mode, ("splice", "blend"))
+        if self.mix_temperature <= 0:
+            raise ConfigError(f"mix_temperature must be > 0, got {self.mix_temperature}")
+        if self.mix_weights is not None and not self.mix_by:
+            raise ConfigError("mix_weights needs mix_by (the manifest column the weights are keyed by)")
+
+    def train_manifests(self) -> list[str]:
+        value = self.train_manifest
+        if isinstance(value, str):  # "a.csv", "a.csv,b.csv" or a YAML list's text "[a.csv, b.csv]"
+            value = yaml.safe_load(value) if value.lstrip().startswith("[") else value.split(",")
+        return [str(v).strip() for v in value or [] if str(v).strip()]
+
+    @property
+    def uses_mixture(self) -> bool:
+        return bool(self.mix_by or self.balance_labels)
 
     def augment_specs(self) -> list[dict] | None:
         if not self.augment:
@@ -143,11 +204,6 @@ class SFTConfig(TrainingArguments):
         ):
             raise ConfigError("class_weights must be two positive numbers [bonafide, spoof]")
         super().__post_init__()
-
-
-def _one_of(name: str, value, valid) -> None:
-    if value not in valid:
-        raise ConfigError(f"{name} must be one of {', '.join(map(str, valid))}; got {value!r}")
 
 
 @dataclass
@@ -289,6 +345,47 @@ class HybridConfig(GRPOConfig):
         super().__post_init__()
 
 
+@dataclass
+class PostTrainConfig(SFTConfig):
+    """Supervised post-training (AntiDeepfake; mix-frame): cross-entropy on the utterance, plus
+    a frame-level cross-entropy on mix-frame clips. The data mixture (mix_by, mix_weights,
+    balance_labels) and the perturbation (mixframe_*) are data keys, so any method can use them."""
+
+    method: str = field(default="posttrain", metadata={"help": "Training method (posttrain)."})
+    frame_loss_weight: float = field(
+        default=0.0, metadata={"help": "Weight of the frame-level loss (needs frame_head; 0: utterance "
+                                       "loss only, the AntiDeepfake recipe)."})
+
+    def __post_init__(self) -> None:
+        if self.frame_loss_weight < 0:
+            raise ConfigError(f"frame_loss_weight must be >= 0, got {self.frame_loss_weight}")
+        super().__post_init__()
+
+
+@dataclass
+class MLDGConfig(SFTConfig):
+    """Meta-learning domain generalisation (MLDG, Li et al. 2018) with attack families as domains,
+    usually on LoRA adapters (``use_peft``): each step holds out some of the batch's families as
+    meta-test. ``balance_labels`` with ``mix_by: attack`` keeps every family in most batches."""
+
+    method: str = field(default="mldg", metadata={"help": "Training method (mldg)."})
+    meta_test_domains: int = field(
+        default=1, metadata={"help": "Domains held out as meta-test in each step."})
+    meta_lr: float = field(default=1e-3, metadata={"help": "alpha: learning rate of the inner (virtual) step."})
+    meta_test_weight: float = field(default=1.0, metadata={"help": "beta: weight of the meta-test loss."})
+    first_order: bool = field(
+        default=False, metadata={"help": "Drop the second-order term (the inner gradient is a constant)."})
+
+    def __post_init__(self) -> None:
+        if self.meta_test_domains < 1:
+            raise ConfigError(f"meta_test_domains must be >= 1, got {self.meta_test_domains}")
+        if self.meta_lr <= 0:
+            raise ConfigError(f"meta_lr must be > 0, got {self.meta_lr}")
+        if self.meta_test_weight < 0:
+            raise ConfigError(f"meta_test_weight must be >= 0, got {self.meta_test_weight}")
+        super().__post_init__()
+
+
 # --- recipes ----------------------------------------------------------------------------------
 
 
@@ -355,7 +452,9 @@ def load_recipe(path: str | Path, dataclass_types, overrides: list[str] | None =
 
     parser.error = refuse
     for key, value in recipe.items():  # lists/dicts travel as YAML text, parsed by the field
-        if isinstance(value, (list, dict)) and _valid_keys(dataclass_types)[key] is DataArguments:
+        owner = _valid_keys(dataclass_types)[key]
+        if (isinstance(value, (list, dict)) and owner is DataArguments
+                and not str(owner.__dataclass_fields__[key].type).startswith("list[")):
             recipe[key] = yaml.safe_dump(value, default_flow_style=True).strip()
     parser.set_defaults_with_config(**recipe)
     try:

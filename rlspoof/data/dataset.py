@@ -140,13 +140,18 @@ class AudioCollator:
         for i, (w, n) in enumerate(zip(waves, lengths, strict=True)):
             values[i, :n] = w
             mask[i, :n] = 1
-        return {
+        out = {
             "input_values": values,
             "attention_mask": mask,
             "labels": torch.tensor([int(item["labels"]) for item in batch], dtype=torch.long),
             "utt_id": [item["utt_id"] for item in batch],
             "attack": [item["attack"] for item in batch],
         }
+        if "sample_labels" in batch[0]:  # mix-frame items: one label per sample, zero-padded
+            out["sample_labels"] = torch.zeros(len(batch), longest, dtype=torch.float32)
+            for i, (item, n) in enumerate(zip(batch, lengths, strict=True)):
+                out["sample_labels"][i, :n] = torch.as_tensor(item["sample_labels"])
+        return out
 
 
 def collate_audio(batch: list[dict]) -> dict:

@@ -240,6 +240,15 @@ def relocate(manifest: Manifest, new_root: str | Path) -> Manifest:
     return Manifest(rows, new_root, manifest.origin)
 
 
+def concat_manifests(manifests: Sequence[Manifest]) -> Manifest:
+    """One manifest from several (paths made absolute); a utt_id in two of them is an error."""
+    if len(manifests) == 1:
+        return manifests[0]
+    rows = [ManifestRow(**{**asdict(row), "path": str(m.audio_path(row).resolve())})
+            for m in manifests for row in m]
+    return Manifest(rows, None, " + ".join(str(m.origin) for m in manifests))
+
+
 def summarize(manifest: Manifest) -> list[dict[str, object]]:
     """Counts per (split, attack): the table `rlspoof data` commands print and JSON consumers read.
 

@@ -417,7 +417,7 @@ def _apply_freeze(model: nn.Module, freeze: str) -> None:
                 p.requires_grad_(False)
 
 
-def _apply_lora(model: nn.Module, lora: dict) -> nn.Module:
+def apply_lora(model: nn.Module, lora: dict) -> nn.Module:
     from peft import LoraConfig, inject_adapter_in_model
 
     kwargs = {**DEFAULT_LORA, "target_modules": list(DEFAULT_LORA_TARGETS), **lora}
@@ -468,7 +468,7 @@ def prepare_encoder(model: PreTrainedModel, cfg: EncoderConfig) -> PreTrainedMod
         )
     _apply_freeze(model, cfg.freeze)
     if cfg.lora is not None:
-        model = _apply_lora(model, cfg.lora)
+        model = apply_lora(model, cfg.lora)
     if cfg.gradient_checkpointing:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise RlspoofError(f"{type(model).__name__} does not support gradient checkpointing")

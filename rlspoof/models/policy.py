@@ -39,6 +39,7 @@ from rlspoof.errors import RlspoofError
 from rlspoof.models.encoders import (
     EncoderConfig,
     _check_keys,
+    apply_lora,
     config_to_dict,
     enable_checkpointing,
     encoder_from_config,
@@ -72,6 +73,9 @@ class PolicyConfig:
     head_dropout: float = field(default=0.0, metadata={"help": "dropout before head layers"})
     sample_rate: int = field(default=16000, metadata={"help": "audio sample rate in Hz"})
     crop_seconds: float | None = field(default=4.0, metadata={"help": "training crop length"})
+    frame_head: bool = field(
+        default=False, metadata={"help": "a second, frame-level head (mix-frame post-training)"}
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.encoder, dict):
@@ -110,6 +114,7 @@ class PolicyConfig:
             "head_dropout": self.head_dropout,
             "sample_rate": self.sample_rate,
             "crop_seconds": self.crop_seconds,
+            "frame_head": self.frame_head,
         }
 
     @classmethod
@@ -164,6 +169,9 @@ class SpoofPolicy(nn.Module):
         self.head = ClassifierHead(
             self.pooling.out_dim, config.head_hidden, config.head_dropout, num_labels=len(LABELS)
         )
+        self.hidden_size = int(hidden_size)
+        #: Frame-level logits (mix-frame post-training); unused when scoring utterances.
+        self.frame_head = ClassifierHead(hidden_size, num_labels=len(LABELS)) if config.frame_head else None
         #: Free-form metadata (``recipe``, seed, ...) saved with the checkpoint.
         self.metadata: dict = {}
 
@@ -212,10 +220,42 @@ class SpoofPolicy(nn.Module):
         return self.pooling(hidden, mask)
 
     def forward(
-        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Logits (B x 2): column 0 bonafide, column 1 spoof."""
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        return_frames: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Logits (B x 2): column 0 bonafide, column 1 spoof. With ``return_frames`` (a policy
+        with a frame head), also the frame logits (B x T x 2) and frame mask of the same pass,
+        through ``forward`` so that DDP/DeepSpeed wrappers see the call."""
+        if return_frames:
+            return self.frame_outputs(input_values, attention_mask)
         return self.head(self.embed(input_values, attention_mask))
+
+    def frame_outputs(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Utterance logits (B x 2), frame logits (B x T x 2) and the frame mask, from one
+        encoder pass: what a loss on both levels needs."""
+        if self.frame_head is None:
+            raise RlspoofError("this policy has no frame head: build it with frame_head=True "
+                               "(recipe key frame_head: true)")
+        hidden, mask = self.frames(input_values, attention_mask)
+        return self.head(self.pooling(hidden, mask)), self.frame_head(hidden), mask
+
+    def add_frame_head(self) -> None:
+        """A new (random) frame head on a policy saved without one."""
+        if self.frame_head is None:
+            self.frame_head = ClassifierHead(self.hidden_size, num_labels=len(LABELS)).to(
+                next(self.head.parameters()).device)
+            self.config.frame_head = True
+
+    def add_lora(self, lora: dict) -> None:
+        """LoRA adapters on the encoder of a policy trained without them (e.g. a post-trained
+        checkpoint): the encoder's own weights freeze, adapters and heads train, and the saved
+        folder re-creates the adapters on load."""
+        if self.config.encoder.lora is not None:
+            raise RlspoofError(f"the encoder already has LoRA adapters ({self.config.encoder.lora})")
+        self.encoder = apply_lora(self.encoder, lora)
+        self.config.encoder.lora = dict(lora)
 
     def distribution(
         self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None

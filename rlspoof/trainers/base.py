@@ -11,6 +11,7 @@ each epoch, ASVspoof metrics on the dev set, and checkpoints saved as ``SpoofPol
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -20,10 +21,13 @@ from transformers import Trainer, TrainerCallback
 from rlspoof.configs import DataArguments, save_resolved
 from rlspoof.data.augment import Augmenter
 from rlspoof.data.dataset import AudioCollator, SpoofDataset
-from rlspoof.data.manifest import Manifest, read_manifest
+from rlspoof.data.manifest import Manifest, concat_manifests, read_manifest
+from rlspoof.data.mixframe import MixFrameDataset
+from rlspoof.data.mixing import MixtureSampler
 from rlspoof.errors import DataError
 from rlspoof.metrics.drift import sliced_wasserstein
 from rlspoof.metrics.report import compute_metrics_for_trainer
+from rlspoof.models.encoders import count_parameters
 
 
 def load_split(path: str | Path, split: str | None) -> Manifest:
@@ -35,18 +39,37 @@ def load_split(path: str | Path, split: str | None) -> Manifest:
     return manifest
 
 
+def build_train_sampler(data_args: DataArguments, train: SpoofDataset, args) -> MixtureSampler | None:
+    """The recipe's data mixture over the training rows (None: the Trainer's uniform shuffle)."""
+    if not data_args.uses_mixture:
+        return None
+    return MixtureSampler(
+        train.manifest, data_args.mix_by or "source", batch_size=args.per_device_train_batch_size,
+        weights=data_args.mix_weights, temperature=data_args.mix_temperature,
+        balance_labels=data_args.balance_labels, seed=args.seed,
+    )
+
+
 def build_datasets(data_args: DataArguments, seed: int) -> tuple[SpoofDataset, SpoofDataset | None]:
     """Training set (random crops + augmentation) and dev set (deterministic, whole clips)."""
-    if not data_args.train_manifest:
+    paths = data_args.train_manifests()
+    if not paths:
         raise DataError("the recipe needs train_manifest")
-    train = SpoofDataset(
-        load_split(data_args.train_manifest, data_args.train_split),
+    train_kwargs = dict(
         sample_rate=data_args.sample_rate,
         crop_seconds=data_args.crop_seconds,
         train=True,
         augmenter=Augmenter.from_config(data_args.augment_specs()),
         seed=seed,
     )
+    manifest = concat_manifests([load_split(path, data_args.train_split) for path in paths])
+    if data_args.mixframe_prob > 0:
+        train = MixFrameDataset(
+            manifest, **train_kwargs, prob=data_args.mixframe_prob,
+            span_seconds=tuple(data_args.mixframe_span_seconds), max_spans=data_args.mixframe_max_spans,
+            mode=data_args.mixframe_mode, blend_weight=data_args.mixframe_blend_weight)
+    else:
+        train = SpoofDataset(manifest, **train_kwargs)
     dev = None
     if data_args.eval_manifest:
         dev = SpoofDataset(
@@ -96,17 +119,26 @@ class EmbeddingDrift(TrainerCallback):
 class SpoofTrainer(Trainer):
     """Base trainer for a ``SpoofPolicy``; subclasses implement ``training_loss``."""
 
-    def __init__(self, model, args, train_dataset=None, eval_dataset=None, *, recipe_configs=(), **kwargs):
+    def __init__(self, model, args, train_dataset=None, eval_dataset=None, *, recipe_configs=(),
+                 train_sampler=None, **kwargs):
         args.label_names = ["labels"]  # the policy's forward has no `labels` to infer them from
+        self.train_sampler = train_sampler
         kwargs.setdefault("data_collator", AudioCollator())
         kwargs.setdefault("compute_metrics", compute_metrics_for_trainer)
         super().__init__(model=model, args=args, train_dataset=train_dataset,
                          eval_dataset=eval_dataset, **kwargs)
         self.recipe_configs = tuple(recipe_configs)
+        #: Training metrics recorded per micro-batch; each log carries their means (as TRL does).
+        self._metrics: dict[str, list[float]] = defaultdict(list)
         if isinstance(train_dataset, SpoofDataset):
             self.add_callback(FreshCropsEachEpoch(train_dataset))
         if getattr(args, "drift_samples", 0) and train_dataset is not None and eval_dataset is not None:
             self.add_callback(EmbeddingDrift(self, args.drift_samples))
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.train_sampler is not None:
+            return self.train_sampler
+        return super()._get_train_sampler(train_dataset)
 
     def policy_logits(self, model, inputs):
         """One forward pass of the policy: logits (B, 2), index 0 bonafide, 1 spoof."""
@@ -123,6 +155,12 @@ class SpoofTrainer(Trainer):
             loss = F.cross_entropy(logits.float(), inputs["labels"])
         return (loss, {"logits": logits}) if return_outputs else loss
 
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._metrics:
+            logs = {**logs, **{k: sum(v) / len(v) for k, v in self._metrics.items() if v}}
+            self._metrics.clear()
+        super().log(logs, start_time)
+
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         output_dir = output_dir or self.args.output_dir
         if not self.args.should_save:
@@ -132,4 +170,7 @@ class SpoofTrainer(Trainer):
         if self.recipe_configs:
             recipe_path = save_resolved(self.recipe_configs, output_dir)
             recipe = {"recipe_file": recipe_path.name}
-        policy.save_pretrained(output_dir, metadata={"training": recipe, "trainer": type(self).__name__})
+        trainable, total = count_parameters(policy)
+        policy.save_pretrained(output_dir, metadata={
+            "training": recipe, "trainer": type(self).__name__,
+            "parameters": {"trainable": trainable, "total": total}})

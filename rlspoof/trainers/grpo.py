@@ -17,7 +17,6 @@ single token, so all G samples share one forward pass and GRPO costs about what 
 from __future__ import annotations
 
 import copy
-from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +33,7 @@ from rlspoof.algos import (
     sample_actions,
     zero_std_fraction,
 )
+from rlspoof.configs import ConfigError
 from rlspoof.rewards import compute_rewards, resolve_rewards
 from rlspoof.trainers.base import SpoofTrainer
 
@@ -127,7 +127,6 @@ class GRPOTrainer(SpoofTrainer):
         self._generator: torch.Generator | None = None
         self._rollouts: dict[int, Rollout] = {}  # micro-batch position -> rollout to reuse
         self._micro_step = 0
-        self._metrics: dict[str, list[float]] = defaultdict(list)
 
     # ---------------------------------------------------------------- data
 
@@ -136,6 +135,9 @@ class GRPOTrainer(SpoofTrainer):
         (TRL's RepeatSampler), so the stored rollout meets the same utterances again."""
         if self.args.num_iterations == 1:
             return super()._get_train_sampler(train_dataset)
+        if self.train_sampler is not None:
+            raise ConfigError("num_iterations > 1 repeats batches with its own sampler: it cannot be "
+                              "combined with a data mixture (mix_by / balance_labels)")
         global_batch = (self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
                         * self.args.world_size)
         return RepeatSampler(train_dataset or self.train_dataset, mini_repeat_count=1,
@@ -222,10 +224,3 @@ class GRPOTrainer(SpoofTrainer):
         m["accuracy"].append((logits.detach().argmax(-1) == labels).float().mean().item())
         for key, value in loss_metrics.items():
             m[key].append(float(value))
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Training logs carry the means of the metrics recorded since the last log (as TRL)."""
-        if "loss" in logs and self._metrics:
-            logs = {**logs, **{k: sum(v) / len(v) for k, v in self._metrics.items() if v}}
-            self._metrics.clear()
-        super().log(logs, start_time)

@@ -17,21 +17,27 @@ from rlspoof.configs import (
     DataArguments,
     GRPOConfig,
     HybridConfig,
+    MLDGConfig,
     ModelArguments,
+    PostTrainConfig,
     SFTConfig,
     load_recipe,
 )
 from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
 from rlspoof.models.policy import CONFIG_NAME, POLICY_FORMAT
-from rlspoof.trainers.base import build_datasets
+from rlspoof.trainers.base import build_datasets, build_train_sampler
 from rlspoof.trainers.grpo import GRPOTrainer
 from rlspoof.trainers.hybrid import HybridTrainer
+from rlspoof.trainers.mldg import MLDGTrainer
+from rlspoof.trainers.posttrain import PostTrainer
 from rlspoof.trainers.sft import SFTTrainer
 
 METHODS = {
     "sft": (SFTConfig, SFTTrainer),
     "grpo": (GRPOConfig, GRPOTrainer),
     "hybrid": (HybridConfig, HybridTrainer),
+    "posttrain": (PostTrainConfig, PostTrainer),
+    "mldg": (MLDGConfig, MLDGTrainer),
 }
 
 
@@ -47,13 +53,18 @@ def is_policy_folder(path: str | Path) -> bool:
 
 def policy_from_arguments(model_args: ModelArguments, data_args: DataArguments) -> SpoofPolicy:
     """A saved rlspoof policy continues training as is; anything else is an encoder to wrap."""
-    if model_args.model_name_or_path and is_policy_folder(model_args.model_name_or_path):
-        return SpoofPolicy.from_pretrained(model_args.model_name_or_path).train()
     lora = None
     if model_args.use_peft:
         lora = {"r": model_args.lora_r, "lora_alpha": model_args.lora_alpha,
                 "lora_dropout": model_args.lora_dropout,
                 "target_modules": list(model_args.lora_target_modules)}
+    if model_args.model_name_or_path and is_policy_folder(model_args.model_name_or_path):
+        policy = SpoofPolicy.from_pretrained(model_args.model_name_or_path).train()
+        if lora is not None and policy.config.encoder.lora is None:
+            policy.add_lora(lora)
+        if model_args.frame_head:
+            policy.add_frame_head()
+        return policy
     layer = model_args.encoder_layer
     encoder = EncoderConfig(
         name_or_path=model_args.model_name_or_path,
@@ -69,7 +80,7 @@ def policy_from_arguments(model_args: ModelArguments, data_args: DataArguments) 
     return build_policy(PolicyConfig(
         encoder=encoder, pooling=model_args.pooling, head_hidden=model_args.head_hidden,
         head_dropout=model_args.head_dropout, sample_rate=data_args.sample_rate,
-        crop_seconds=data_args.crop_seconds,
+        crop_seconds=data_args.crop_seconds, frame_head=model_args.frame_head,
     ))
 
 
@@ -102,6 +113,7 @@ def train_from_recipe(recipe: str | Path, overrides: list[str] | None = None) ->
     trainer = trainer_cls(
         policy, train_args, train_set, dev_set,
         recipe_configs=(model_args, data_args, train_args),
+        train_sampler=build_train_sampler(data_args, train_set, train_args),
     )
     trainer.train(resume_from_checkpoint=train_args.resume_from_checkpoint)
     trainer.save_model(train_args.output_dir)
