@@ -18,15 +18,20 @@ $(STAMP): pyproject.toml
 test: install
 	$(BIN)/python -m pytest
 
-# The demo pipeline, as make dependencies: each stage reruns only when its inputs change.
-# Built-in SYNTHETIC corpus -> SSL pre-training -> `rlspoof compare`: SFT, GRPO and the
-# SFT-then-GRPO hybrid from the same checkpoint (one seed here; the recipe has three), scored on
-# in-domain and out-of-domain sets -> runs/compare/report.md with tables and figures.
-CORPUS  := data/mini/corpus.json
-ENCODER := runs/pretrained/encoder/model.safetensors
+# The demo pipeline of the source papers, as make dependencies (each stage reruns only when its
+# inputs change), on the built-in SYNTHETIC corpus:
+#   corpus -> SSL pre-training (bonafide speech) -> supervised post-training (old domain, seen
+#   attack families) -> embeddings before/after post-training -> `rlspoof compare`: SFT, GRPO,
+#   hybrid, mix-frame SFT, LoRA and MLDG-LoRA fine-tune the post-trained checkpoint on the target
+#   domain (one seed here; the recipe has three), scored on target, old and out-of-domain sets
+#   with forgetting against the post-trained checkpoint -> runs/compare/report.md.
+CORPUS      := data/mini/corpus.json
+ENCODER     := runs/pretrained/encoder/model.safetensors
+POSTTRAINED := runs/posttrained/model.safetensors
+EMBEDDINGS  := runs/embeddings/embeddings.png
 DEMO_SEEDS ?= 1234
 
-demo: install $(ENCODER)
+demo: install $(POSTTRAINED) $(EMBEDDINGS)
 	$(BIN)/rlspoof compare recipes/mini/compare.yaml --seeds $(DEMO_SEEDS)
 
 $(CORPUS): | install
@@ -34,6 +39,13 @@ $(CORPUS): | install
 
 $(ENCODER): recipes/mini/pretrain.yaml $(CORPUS)
 	$(BIN)/rlspoof pretrain recipes/mini/pretrain.yaml
+
+$(POSTTRAINED): recipes/mini/posttrain.yaml $(ENCODER)
+	$(BIN)/rlspoof train recipes/mini/posttrain.yaml
+
+$(EMBEDDINGS): $(POSTTRAINED)
+	$(BIN)/rlspoof embed --model pretrained=runs/pretrained/encoder --model posttrained=runs/posttrained \
+		--manifest data/mini/eval.csv --out runs/embeddings
 
 bench: install
 	$(BIN)/python benchmarks/baseline_lfcc.py --size small --out benchmarks/results/baseline_lfcc_small.json

@@ -133,6 +133,24 @@ def score_suite(policy_dir: Path, suite: dict[str, Manifest], out: Path) -> dict
     return scored
 
 
+def run_cost(folder: Path) -> dict:
+    """What a finished run cost: trainable / total parameters (saved with the policy) and the
+    Trainer's wall time and throughput (its last log)."""
+    config = json.loads((folder / "config.json").read_text())
+    history = json.loads((folder / "trainer_state.json").read_text())["log_history"]
+    final = next((h for h in reversed(history) if "train_runtime" in h), {})
+    return {**config.get("metadata", {}).get("parameters", {}),
+            "train_runtime_s": final.get("train_runtime"),
+            "train_samples_per_second": final.get("train_samples_per_second")}
+
+
+def summarise_cost(runs: list[dict]) -> dict:
+    """Parameters of the method's runs (equal across seeds) and mean wall time over seeds."""
+    times = [r["train_runtime_s"] for r in runs if r.get("train_runtime_s") is not None]
+    return {"trainable": runs[0].get("trainable"), "total": runs[0].get("total"),
+            "train_runtime_s": mean_ci(times) if times else None}
+
+
 def mean_ci(values: list[float], level: float = 0.95) -> dict:
     """Mean over seeds with a Student-t interval (None with a single seed)."""
     arr = np.asarray(values, dtype=float)
@@ -192,9 +210,11 @@ def compare(cfg: CompareConfig, train_fn=None, log=print) -> dict:
 
     metrics: dict[str, dict[int, dict]] = {m: {} for m in cfg.methods}
     scores: dict[str, dict[int, dict[str, ScoredSet]]] = {m: {} for m in cfg.methods}
+    costs: dict[str, list[dict]] = {m: [] for m in cfg.methods}
     for (method, seed), error in errors.items():
         if error is None:
             folder = run_dir(cfg, method, seed)
+            costs[method].append(run_cost(folder))
             scored = score_suite(folder, suite, folder / "eval")
             scores[method][seed] = scored
             metrics[method][seed] = {n: set_metrics(s, n_boot=cfg.n_boot)["pooled"] for n, s in scored.items()}
@@ -211,6 +231,7 @@ def compare(cfg: CompareConfig, train_fn=None, log=print) -> dict:
                                   "folder": str(run_dir(cfg, m, s))} for (m, s), e in errors.items()},
         "metrics": {m: {str(s): v for s, v in by_seed.items()} for m, by_seed in metrics.items()},
         "baseline": before,
+        "cost": {m: summarise_cost(c) for m, c in costs.items() if c},
         **summarise(cfg, metrics, scores, before),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -48,9 +48,10 @@ class ModelArguments:
     encoder_layer: str = field(
         default="weighted", metadata={"help": "'weighted' (learned sum of layers), 'last' or a layer index."}
     )
-    freeze: str = field(
-        default="feature_extractor",
-        metadata={"help": "none | feature_extractor | all | layers:N (feature extractor + first N layers)."},
+    freeze: str | None = field(
+        default=None,
+        metadata={"help": "none | feature_extractor | all | layers:N (feature extractor + first N layers). "
+                          "Unset: feature_extractor for a new policy, as saved for a policy folder."},
     )
     gradient_checkpointing_encoder: bool = field(
         default=False, metadata={"help": "Recompute encoder activations in backward to save memory."}

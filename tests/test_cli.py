@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from rlspoof.cli import app
 from rlspoof.data.audio import write_audio
 from rlspoof.data.manifest import read_manifest
+from rlspoof.data.synth.corpus import SIZES, split_specs
 from rlspoof.errors import RlspoofError
 
 runner = CliRunner()
@@ -30,7 +31,7 @@ def test_help_lists_only_working_commands():
     assert result.exit_code == 0 and "data" in result.output
     # Commands appear here as their issues land; nothing is listed before it works.
     assert set(typer.main.get_command(app).commands) == {
-        "data", "pretrain", "train", "eval", "detect", "compare", "drift"}
+        "data", "pretrain", "train", "eval", "detect", "compare", "drift", "embed"}
     data_commands = typer.main.get_command(app).commands["data"].commands
     assert set(data_commands) == {"synth", "prepare", "validate", "summary"}
 
@@ -41,7 +42,8 @@ def test_synth_builds_corpus_and_prints_table(tmp_path):
     assert result.exit_code == 0, result.output
     assert "SYNTHETIC" in result.output and "eval_unseen_attack" in result.output
     manifest = read_manifest(out / "manifest.csv")
-    assert len(manifest) == 96
+    assert len(manifest) == sum(spec.n_bonafide + spec.n_spoof_per_attack * len(spec.attacks)
+                                for spec in split_specs(SIZES["tiny"])) == 160
     assert all(manifest.audio_path(r).is_file() for r in manifest)
 
 

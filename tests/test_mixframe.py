@@ -63,6 +63,11 @@ def test_frame_targets_follow_the_spans_at_the_encoder_frame_rate():
     targets = frame_targets(labels, 20)
     assert targets.shape == (1, 20)
     assert torch.equal((targets > 0.5).nonzero()[:, 1], torch.arange(5, 10))
+    # with the encoder's geometry, frame t sees samples [t * stride, t * stride + field)
+    exact = frame_targets(labels, 18, geometry=(400, 160))
+    assert exact.shape == (1, 18)
+    for t in range(18):
+        assert exact[0, t].item() == pytest.approx(labels[0, 160 * t:160 * t + 400].mean().item())
     half = torch.zeros(1, 320)
     half[0, 80:240] = 1
     assert frame_targets(half, 2).tolist() == [[0.5, 0.5]]

@@ -185,3 +185,29 @@ def test_policy_config_dict_round_trip_and_unknown_keys():
         PolicyConfig.from_dict({**data, "encoder": {**data["encoder"], "freez": "all"}})
     with pytest.raises(RlspoofError, match="attentive_stats, mean"):
         PolicyConfig(EncoderConfig(preset="tiny"), pooling="max")
+
+
+def test_a_loaded_policy_can_be_refrozen_given_lora_or_a_frame_head_and_keeps_them(tmp_path):
+    policy = build_policy(PolicyConfig(EncoderConfig(preset="tiny", freeze="none")))
+    policy.set_freeze("all")
+    assert not any(p.requires_grad for p in policy.encoder.parameters())
+    assert all(p.requires_grad for p in policy.head.parameters())
+    policy.add_frame_head()
+    reloaded = SpoofPolicy.from_pretrained(policy.save_pretrained(tmp_path / "frozen"))
+    assert reloaded.config.encoder.freeze == "all" and reloaded.frame_head is not None
+    assert not any(p.requires_grad for p in reloaded.encoder.parameters())
+
+    reloaded.set_freeze("none")
+    reloaded.add_lora({"r": 2})
+    trainable = {n for n, p in reloaded.encoder.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    with pytest.raises(RlspoofError, match="already has LoRA"):
+        reloaded.add_lora({"r": 2})
+    with pytest.raises(RlspoofError, match="stay frozen"):
+        reloaded.set_freeze("none")
+    wave = torch.randn(1, 8000)
+    again = SpoofPolicy.from_pretrained(reloaded.save_pretrained(tmp_path / "lora"))
+    assert torch.allclose(again(wave), reloaded.eval()(wave), atol=1e-6)
+    logits, frames, mask = again(wave, return_frames=True)
+    field, stride = again.frame_geometry
+    assert frames.shape[:2] == (1, (8000 - field) // stride + 1) and mask is None and torch.allclose(logits, again(wave))

@@ -70,7 +70,7 @@ def test_mldg_lora_trains_only_adapters_and_head_and_reloads(tiny_corpus, tmp_pa
 
 def test_a_batch_with_one_family_takes_a_plain_step(tiny_corpus, tmp_path, saved_policy):
     folder, manifest = tiny_corpus
-    one_family = manifest.filter(split="target_train", attack=["-", "frame_splice"])
+    one_family = manifest.filter(split="target_train", attack=["-", "codec_laundering"])
     one_family.root = folder
     train = write_manifest(one_family, folder / "one_family.csv")
     out = train_from_recipe(_recipe(tmp_path, folder, saved_policy, train_manifest=str(train),

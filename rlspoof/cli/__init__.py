@@ -14,6 +14,7 @@ import typer
 from rlspoof.cli.compare import compare
 from rlspoof.cli.data import data_app
 from rlspoof.cli.drift import drift
+from rlspoof.cli.embed import embed
 from rlspoof.cli.evaluate import detect, evaluate
 from rlspoof.cli.pretrain import pretrain
 from rlspoof.cli.train import train
@@ -33,6 +34,7 @@ app.command(name="eval")(evaluate)
 app.command()(detect)
 app.command()(compare)
 app.command()(drift)
+app.command()(embed)
 
 
 def main() -> None:

@@ -75,10 +75,35 @@ def mix_frames(host: np.ndarray, donor: np.ndarray, host_label: int, donor_label
     return wave, labels
 
 
-def frame_targets(sample_labels: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """Per-frame spoof fraction (B x T) from per-sample labels (B x N): the encoder's frames
-    tile the clip evenly, so frame t covers samples [t N / T, (t + 1) N / T)."""
-    return F.adaptive_avg_pool1d(sample_labels.float().unsqueeze(1), num_frames).squeeze(1)
+def frame_targets(sample_labels: torch.Tensor, num_frames: int,
+                  geometry: tuple[int, int] | None = None) -> torch.Tensor:
+    """Per-frame spoof fraction (B x T) from per-sample labels (B x N).
+
+    ``geometry`` = (receptive field, stride) in samples of the encoder's convolutional front-end:
+    frame t then sees samples [t * stride, t * stride + field), exactly as the encoder does.
+    Without it (or if it does not give ``num_frames`` frames) the frames tile the clip evenly.
+    """
+    labels = sample_labels.float()
+    if geometry is not None:
+        field, stride = geometry
+        if labels.shape[1] >= field:
+            windows = labels.unfold(1, field, stride).mean(-1)
+            if windows.shape[1] == num_frames:
+                return windows
+    return F.adaptive_avg_pool1d(labels.unsqueeze(1), num_frames).squeeze(1)
+
+
+def conv_geometry(kernels: list[int], strides: list[int]) -> tuple[int, int]:
+    """(receptive field, total stride) in samples of a stack of 1-D convolutions.
+
+    >>> conv_geometry([10, 3, 3, 3, 3, 2, 2], [5, 2, 2, 2, 2, 2, 2])  # wav2vec 2.0
+    (400, 320)
+    """
+    field, jump = 1, 1
+    for kernel, stride in zip(kernels, strides, strict=True):
+        field += (kernel - 1) * jump
+        jump *= stride
+    return field, jump
 
 
 class MixFrameDataset(SpoofDataset):
@@ -131,4 +156,5 @@ class MixFrameDataset(SpoofDataset):
         return item
 
 
-__all__ = ["MIX_MODES", "MixFrameDataset", "draw_spans", "frame_targets", "mix_frames", "span_mask"]
+__all__ = ["MIX_MODES", "MixFrameDataset", "conv_geometry", "draw_spans", "frame_targets", "mix_frames",
+           "span_mask"]

@@ -399,7 +399,7 @@ def encoder_from_config(model_type: str, config_dict: dict, cfg: EncoderConfig) 
     return prepare_encoder(model, cfg)
 
 
-def _apply_freeze(model: nn.Module, freeze: str) -> None:
+def apply_freeze(model: nn.Module, freeze: str) -> None:
     mode, n = parse_freeze(freeze)
     for p in model.parameters():
         p.requires_grad_(mode != "all")
@@ -466,7 +466,7 @@ def prepare_encoder(model: PreTrainedModel, cfg: EncoderConfig) -> PreTrainedMod
             f"encoder layer {cfg.layer} out of range: the encoder has {num_hidden_states} hidden "
             f"states (indices {-num_hidden_states}..{num_hidden_states - 1})"
         )
-    _apply_freeze(model, cfg.freeze)
+    apply_freeze(model, cfg.freeze)
     if cfg.lora is not None:
         model = apply_lora(model, cfg.lora)
     if cfg.gradient_checkpointing:

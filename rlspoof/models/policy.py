@@ -35,10 +35,12 @@ from transformers import PreTrainedModel
 
 from rlspoof import __version__
 from rlspoof.data.manifest import LABEL2ID, LABELS
+from rlspoof.data.mixframe import conv_geometry
 from rlspoof.errors import RlspoofError
 from rlspoof.models.encoders import (
     EncoderConfig,
     _check_keys,
+    apply_freeze,
     apply_lora,
     config_to_dict,
     enable_checkpointing,
@@ -241,12 +243,28 @@ class SpoofPolicy(nn.Module):
         hidden, mask = self.frames(input_values, attention_mask)
         return self.head(self.pooling(hidden, mask)), self.frame_head(hidden), mask
 
+    @property
+    def frame_geometry(self) -> tuple[int, int] | None:
+        """(receptive field, stride) in samples of the encoder's frames, where its config says."""
+        cfg = self.encoder.config
+        kernels, strides = getattr(cfg, "conv_kernel", None), getattr(cfg, "conv_stride", None)
+        if not kernels or not strides:
+            return None
+        return conv_geometry(list(kernels), list(strides))
+
     def add_frame_head(self) -> None:
         """A new (random) frame head on a policy saved without one."""
         if self.frame_head is None:
             self.frame_head = ClassifierHead(self.hidden_size, num_labels=len(LABELS)).to(
                 next(self.head.parameters()).device)
             self.config.frame_head = True
+
+    def set_freeze(self, freeze: str) -> None:
+        """Re-freeze the encoder of a loaded policy (``EncoderConfig.freeze`` modes)."""
+        if self.config.encoder.lora is not None:
+            raise RlspoofError("the encoder has LoRA adapters: its own weights stay frozen")
+        apply_freeze(self.encoder, freeze)
+        self.config.encoder.freeze = freeze
 
     def add_lora(self, lora: dict) -> None:
         """LoRA adapters on the encoder of a policy trained without them (e.g. a post-trained

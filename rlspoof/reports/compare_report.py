@@ -103,6 +103,21 @@ def write_report(cfg, results: dict, scores: dict, out: Path) -> Path:
             s = report["summary"]["eer"]
             lines.append(f"| {method} | {_pct(s['target_gain'])} | {_pct(s['old_mean_change'])} | "
                          f"{_pct(s['average_forgetting'])} | {_pct(s['ood_mean_change'])} |")
+    if results.get("cost"):
+        reference_time = (results["cost"].get(cfg.reference) or {}).get("train_runtime_s")
+        lines += ["", "## Cost", "",
+                  "Wall time of `Trainer.train` on this machine (mean over seeds); x = ratio to "
+                  f"{cfg.reference}.", "",
+                  "| method | trainable parameters | of total | train time s | x |", "|---|---|---|---|---|"]
+        for method, cost in results["cost"].items():
+            time, trainable, total = cost["train_runtime_s"], cost.get("trainable"), cost.get("total")
+            lines.append(" | ".join([
+                f"| {method}",
+                "–" if trainable is None else f"{trainable:,}",
+                f"{trainable / total:.1%}" if trainable is not None and total else "–",
+                "–" if time is None else f"{time['mean']:.0f}",
+                f"{time['mean'] / reference_time['mean']:.2f} |" if time and reference_time else "– |",
+            ]))
     lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in made]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")

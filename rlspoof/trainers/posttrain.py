@@ -17,10 +17,10 @@ from rlspoof.trainers.sft import SFTTrainer, sft_loss
 
 
 def frame_loss(frame_logits: torch.Tensor, sample_labels: torch.Tensor,
-               frame_mask: torch.Tensor | None) -> torch.Tensor:
+               frame_mask: torch.Tensor | None, geometry: tuple[int, int] | None = None) -> torch.Tensor:
     """Cross-entropy of each valid frame against its majority label (spoof if more than half of
-    its samples are), averaged over valid frames."""
-    targets = (frame_targets(sample_labels, frame_logits.shape[1]) > 0.5).long()
+    the samples it sees are), averaged over valid frames."""
+    targets = (frame_targets(sample_labels, frame_logits.shape[1], geometry) > 0.5).long()
     per_frame = F.cross_entropy(frame_logits.float().transpose(1, 2), targets, reduction="none")
     if frame_mask is None:
         return per_frame.mean()
@@ -44,7 +44,7 @@ class PostTrainer(SFTTrainer):
             inputs["input_values"], inputs.get("attention_mask"), return_frames=True)
         utterance = sft_loss(logits, inputs["labels"], self.args.class_weights,
                              self.args.label_smoothing_factor)
-        frames = frame_loss(frame_logits, inputs["sample_labels"], frame_mask)
+        frames = frame_loss(frame_logits, inputs["sample_labels"], frame_mask, policy.frame_geometry)
         self._metrics["utterance_loss"].append(utterance.item())
         self._metrics["frame_loss"].append(frames.item())
         loss = utterance + weight * frames

@@ -52,7 +52,8 @@ def is_policy_folder(path: str | Path) -> bool:
 
 
 def policy_from_arguments(model_args: ModelArguments, data_args: DataArguments) -> SpoofPolicy:
-    """A saved rlspoof policy continues training as is; anything else is an encoder to wrap."""
+    """A saved rlspoof policy continues training (with a new freeze, LoRA or frame head if the
+    recipe asks); anything else is an encoder to wrap in a new policy."""
     lora = None
     if model_args.use_peft:
         lora = {"r": model_args.lora_r, "lora_alpha": model_args.lora_alpha,
@@ -60,6 +61,8 @@ def policy_from_arguments(model_args: ModelArguments, data_args: DataArguments) 
                 "target_modules": list(model_args.lora_target_modules)}
     if model_args.model_name_or_path and is_policy_folder(model_args.model_name_or_path):
         policy = SpoofPolicy.from_pretrained(model_args.model_name_or_path).train()
+        if model_args.freeze is not None:
+            policy.set_freeze(model_args.freeze)
         if lora is not None and policy.config.encoder.lora is None:
             policy.add_lora(lora)
         if model_args.frame_head:
@@ -71,7 +74,7 @@ def policy_from_arguments(model_args: ModelArguments, data_args: DataArguments) 
         preset=model_args.encoder_preset,
         family=model_args.encoder_family if model_args.encoder_preset else None,
         layer=int(layer) if layer.lstrip("-").isdigit() else layer,
-        freeze=model_args.freeze,
+        freeze=model_args.freeze or "feature_extractor",
         gradient_checkpointing=model_args.gradient_checkpointing_encoder,
         lora=lora,
         trust_remote_code=model_args.trust_remote_code,

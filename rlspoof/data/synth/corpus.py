@@ -53,12 +53,12 @@ from rlspoof.data.synth.voice import (
 SOURCE = "rlspoof-synthetic"
 CORPUS_VERSION = 2
 SEEN_ATTACKS = ("griffin_lim", "lpc_vocoder", "oversmoothed", "upsample_tones")
-TARGET_ATTACKS = ("frame_splice", "codec_laundering")
-UNSEEN_ATTACKS = ("bandlimit_upsample", "mel_inversion")
+TARGET_ATTACKS = ("codec_laundering", "bandlimit_upsample")
+UNSEEN_ATTACKS = ("frame_splice", "mel_inversion")
 CHANNELS = ("telephone", "noise")
 #: The target domain's room: reverberation time (s) and direct-to-reverberant ratio (dB) ranges.
-FAR_FIELD_RT60 = (0.4, 0.9)
-FAR_FIELD_DRR_DB = (-3.0, 6.0)
+FAR_FIELD_RT60 = (0.3, 0.7)
+FAR_FIELD_DRR_DB = (0.0, 8.0)
 #: Attack strength is drawn per utterance; the low end gives near-inaudible, hard spoofs.
 STRENGTH_RANGE = (0.25, 1.0)
 

@@ -1,0 +1,70 @@
+"""``rlspoof embed``: how checkpoints (e.g. before / after post-training) embed one set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from rlspoof.cli.console import console, progress_bar
+from rlspoof.cli.evaluate import _named_paths
+from rlspoof.errors import RlspoofError
+
+
+def embed(
+    models: list[str] = typer.Option(..., "--model", help="Policy or SSL-encoder folder, or "
+                                                         "NAME=FOLDER (repeatable: one figure row "
+                                                         "per model)."),
+    manifest: Path = typer.Option(..., "--manifest", help="Manifest of the set to embed."),
+    split: str = typer.Option(None, "--split", help="Only rows of this split."),
+    max_per_attack: int = typer.Option(None, "--max-per-attack",
+                                       help="At most N rows per attack (bonafide counts as one)."),
+    out: Path = typer.Option(Path("runs/embeddings"), "--out", help="Folder for the PNG and JSON."),
+    seed: int = typer.Option(0, help="Seed of the --max-per-attack draw."),
+    batch_size: int = typer.Option(16, help="Utterances per forward pass."),
+    crop_seconds: float = typer.Option(None, help="Embed the first N seconds of each clip "
+                                                  "(default: whole clips)."),
+) -> None:
+    """PCA picture of pooled embeddings (by label and attack) and a class-separation number."""
+    from rlspoof.data.manifest import read_manifest
+    from rlspoof.reports.embeddings import embedding_report
+
+    if max_per_attack is not None and max_per_attack < 1:
+        raise RlspoofError(f"--max-per-attack must be >= 1, got {max_per_attack}")
+    rows = read_manifest(manifest)
+    if split is not None:
+        splits = sorted({row.split for row in rows})
+        rows = rows.filter(split=split)
+        if len(rows) == 0:
+            raise RlspoofError(f"{manifest}: no rows of split {split!r} (splits: {splits})")
+    folders = _named_paths(models, "--model", lambda p: p.name)
+    policies = {name: _load(folder) for name, folder in folders.items()}
+    set_name = manifest.stem if split is None else f"{manifest.stem} (split {split})"
+    report = embedding_report(policies, rows, out, max_per_attack, seed, progress_bar,
+                              batch_size, crop_seconds, set_name)
+    kind = "SYNTHETIC corpus" if report["synthetic"] else "embedding"
+    console.print(_separation_table(f"{manifest.name} ({kind})", report["models"]))
+    console.print(f"figure: {out / 'embeddings.png'}   numbers: {out / 'embeddings.json'}")
+
+
+def _load(folder: Path):
+    """A saved policy, or an encoder checkpoint wrapped with mean pooling (the embedding needs no
+    head), so a pre-trained encoder can be the "before" of post-training."""
+    from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
+    from rlspoof.trainers.run import is_policy_folder
+
+    if is_policy_folder(folder):
+        return SpoofPolicy.from_pretrained(folder)
+    return build_policy(PolicyConfig(EncoderConfig(name_or_path=str(folder)))).eval()
+
+
+def _separation_table(title: str, models: dict) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("model")
+    table.add_column("n", justify="right")
+    table.add_column("class separation", justify="right")
+    for name, result in models.items():
+        separation = result["class_separation"]
+        table.add_row(name, str(result["n"]), "inf" if separation is None else f"{separation:.3f}")
+    return table

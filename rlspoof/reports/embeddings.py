@@ -1,0 +1,327 @@
+"""Where a checkpoint puts a set's utterances: pooled embeddings, a 2-D PCA view, one number.
+
+Post-training (SFT, GRPO, hybrid) changes the detector's scores; this module shows what it did
+to the representation behind them. :func:`embedding_report` embeds one manifest with several
+checkpoints (typically "before" and "after"), projects each onto its own first two principal
+components, draws one row per checkpoint (coloured by label and by attack family) and writes
+a Fisher-style :func:`class_separation` per checkpoint, which is comparable between them.
+
+Figures follow :mod:`rlspoof.reports.plots` (object API on the Agg canvas, :data:`STYLE`,
+:data:`DPI`, the same palette and class colours). Bad plotting input raises ``ValueError``
+like the other figure functions; bad user input (a set without one of the classes, an empty
+manifest) raises :class:`~rlspoof.errors.RlspoofError` so the CLI prints one line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+
+from rlspoof.data.dataset import AudioCollator, SpoofDataset
+from rlspoof.data.manifest import BONAFIDE, SPOOF, UNKNOWN, Manifest
+from rlspoof.errors import RlspoofError
+from rlspoof.reports.plots import _PALETTE, STYLE, _new_figure, _save
+
+__all__ = [
+    "embed_manifest",
+    "pca_2d",
+    "class_separation",
+    "plot_embeddings",
+    "subsample_per_attack",
+    "embedding_report",
+]
+
+ProgressFn = Callable[[int, int], None]
+#: ``(name, points (N, 2), labels, attacks)``: one row of :func:`plot_embeddings`.
+Panel = tuple[str, np.ndarray, Sequence[str], Sequence[str]]
+
+#: Class colours, as in :func:`rlspoof.reports.plots.score_histograms`.
+_LABEL_COLORS = {BONAFIDE: _PALETTE[4], SPOOF: _PALETTE[2]}
+#: Bonafide rows (attack "-") in the attack column: neutral, so the attacks stand out.
+_BONAFIDE_GREY = "#7f7f7f"
+#: Attack colours: the palette without its own grey (kept for bonafide).
+_ATTACK_PALETTE = tuple(c for c in _PALETTE if c != "#bab0ac")
+#: Markers cycle once the colours run out, so >9 attacks stay distinguishable.
+_ATTACK_MARKERS = ("o", "s", "^", "D", "v")
+
+
+# --------------------------------------------------------------------------- embedding
+
+
+@torch.no_grad()
+def embed_manifest(
+    policy, manifest: Manifest, batch_size: int = 16, crop_seconds: float | None = None,
+    progress: ProgressFn | None = None,
+) -> np.ndarray:
+    """Pooled utterance embeddings (N x ``policy.pooling.out_dim``, float64), in manifest order.
+
+    These are the head's inputs (:meth:`SpoofPolicy.embed`), i.e. what the classifier sees.
+    Audio goes through :class:`SpoofDataset` in eval mode (first ``crop_seconds``, or whole
+    clips), rows are read in length order so batches pad little (as ``score_manifest``), and the
+    policy runs in eval mode (no dropout) and is put back in the mode it was in.
+    ``progress(done, total)`` is called after each batch.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    dataset = SpoofDataset(manifest, sample_rate=policy.sample_rate, crop_seconds=crop_seconds,
+                           train=False)
+    collate = AudioCollator()
+    order = sorted(range(len(manifest)), key=lambda i: manifest[i].duration or 0.0)
+    out = np.empty((len(manifest), policy.pooling.out_dim), dtype=np.float64)
+    param = next(policy.parameters())
+    dtype = param.dtype if param.dtype.is_floating_point else torch.float32
+    was_training = policy.training
+    policy.eval()
+    try:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = collate([dataset[i] for i in idx])
+            pooled = policy.embed(batch["input_values"].to(param.device, dtype),
+                                  batch["attention_mask"].to(param.device))
+            out[idx] = pooled.double().cpu().numpy()
+            if progress:
+                progress(start + len(idx), len(order))
+    finally:
+        policy.train(was_training)
+    return out
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def pca_2d(embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Projection on the first two principal components and their explained-variance ratios.
+
+    Each component's sign is fixed (its largest-|loading| entry is positive), so the same
+    embeddings always give the same picture rather than a randomly mirrored one. With fewer
+    than two non-trivial components (N < 3 or D < 2) the missing ones are zeros.
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"embeddings must be a non-empty N x D array, got shape {x.shape}")
+    # By hand rather than sklearn.decomposition.PCA: it is two lines of numpy, and scikit-learn
+    # is only a dev dependency (tests), not something the toolkit installs to run.
+    centred = x - x.mean(axis=0)
+    _, singular, components = np.linalg.svd(centred, full_matrices=False)
+    k = min(2, components.shape[0])
+    components = components[:k]
+    top = np.argmax(np.abs(components), axis=1)
+    components *= np.where(components[np.arange(k), top] < 0, -1.0, 1.0)[:, None]
+    points = np.zeros((x.shape[0], 2))
+    points[:, :k] = centred @ components.T
+    total = float(np.sum(singular**2))
+    ratio = np.zeros(2)
+    if total > 0:
+        ratio[:k] = singular[:k] ** 2 / total
+    return points, ratio
+
+
+def class_separation(embeddings: np.ndarray, labels: Sequence[str]) -> float:
+    """Distance between the bonafide and spoof means over the within-class spread.
+
+    ``||mean_bonafide - mean_spoof|| / sqrt(s2)``, where ``s2`` is the per-dimension variance
+    averaged over dimensions and over the two classes (each class weighs the same, so the
+    usually larger spoof class does not decide the spread alone). Computed in the full
+    embedding space, not the 2-D picture, whose axes differ from model to model.
+
+    Why: a scatter plot suggests but does not measure. This is one number that says whether
+    post-training made the classes more separable, and it is comparable before/after: dividing
+    by the spread makes it independent of the embedding's overall scale, which fine-tuning
+    changes freely. 0 = same means; larger = more separable. Compare models on the same rows
+    and embedding size (as a checkpoint and its post-trained version are): with few rows,
+    sampling noise alone gives about ``sqrt(D * (1/n_bonafide + 1/n_spoof))``.
+    Raises :class:`RlspoofError` if either class is missing.
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    labels = np.asarray([str(label) for label in labels])
+    if x.ndim != 2 or x.shape[0] != labels.size:
+        raise ValueError(f"need an N x D array and N labels, got {x.shape} and {labels.size}")
+    unknown = sorted(set(labels.tolist()) - {BONAFIDE, SPOOF})
+    if unknown:
+        raise RlspoofError(f"labels must be {BONAFIDE!r} or {SPOOF!r}, got {unknown}")
+    bona, spoof = x[labels == BONAFIDE], x[labels == SPOOF]
+    if len(bona) == 0 or len(spoof) == 0:
+        raise RlspoofError(
+            f"class separation needs both bonafide and spoof rows "
+            f"(got {len(bona)} bonafide, {len(spoof)} spoof)"
+        )
+    distance = float(np.linalg.norm(bona.mean(axis=0) - spoof.mean(axis=0)))
+    spread = 0.5 * (float(bona.var(axis=0).mean()) + float(spoof.var(axis=0).mean()))
+    if spread == 0.0:
+        return 0.0 if distance == 0.0 else float("inf")
+    return distance / float(np.sqrt(spread))
+
+
+# --------------------------------------------------------------------------- figure
+
+
+def _check_panel(panel: Panel) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        name, points, labels, attacks = panel
+    except (TypeError, ValueError) as exc:
+        raise ValueError("a panel is (name, points, labels, attacks)") from exc
+    points = np.asarray(points, dtype=np.float64)
+    labels, attacks = np.asarray(labels, dtype=str), np.asarray(attacks, dtype=str)
+    if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] == 0:
+        raise ValueError(f"panel {name!r}: points must be a non-empty N x 2 array, got "
+                         f"shape {points.shape}")
+    if labels.size != len(points) or attacks.size != len(points):
+        raise ValueError(f"panel {name!r}: {len(points)} points but {labels.size} labels and "
+                         f"{attacks.size} attacks")
+    if not np.isfinite(points).all():
+        raise ValueError(f"panel {name!r}: non-finite points (NaN/Inf)")
+    unknown = sorted(set(labels.tolist()) - set(_LABEL_COLORS))
+    if unknown:
+        raise ValueError(f"panel {name!r}: labels must be bonafide/spoof, got {unknown}")
+    return str(name), points, labels, attacks
+
+
+def _attack_styles(attacks: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per attack, the same in every row; bonafide ("-") grey, drawn first."""
+    styles = {UNKNOWN: (_BONAFIDE_GREY, "o")}
+    spoofed = sorted(set(attacks) - {UNKNOWN})
+    for i, attack in enumerate(spoofed):
+        n = len(_ATTACK_PALETTE)
+        styles[attack] = (_ATTACK_PALETTE[i % n], _ATTACK_MARKERS[(i // n) % len(_ATTACK_MARKERS)])
+    present = set(attacks)
+    return {a: styles[a] for a in [UNKNOWN, *spoofed] if a in present}
+
+
+def _scatter(ax, points: np.ndarray, groups: dict[str, np.ndarray], styles: dict, size: float,
+             legend_title: str, front: str | None = None) -> None:
+    """One scatter per group, in legend order; ``front`` is drawn above the others."""
+    for group, mask in groups.items():
+        color, marker = styles[group]
+        label = f"{'bonafide' if group == UNKNOWN else group} (n={int(mask.sum())})"
+        ax.scatter(points[mask, 0], points[mask, 1], s=size, c=color, marker=marker,
+                   alpha=0.7, lw=0, label=label, zorder=3 if group == front else 2)
+    ax.set_xlabel("PC1")
+    ax.set_ylabel("PC2")
+    # Outside the axes: points can be anywhere, and "best" placement is slow on many points.
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), title=legend_title,
+              markerscale=max(1.0, 4.0 / np.sqrt(size)))
+
+
+def plot_embeddings(panels: Sequence[Panel], out_path: str | Path, title: str | None = None) -> Path:
+    """One row per panel: the 2-D points coloured by label (left) and by attack family (right).
+
+    ``panels`` holds ``(name, points (N, 2), labels, attacks)``; the name titles the row.
+    Labels are ``"bonafide"`` / ``"spoof"``; bonafide rows carry attack ``"-"`` and are grey in
+    the attack column. Each row has its own axes (each model has its own PCA, so axes are not
+    comparable across rows); attack colours are the same in every row. Writes one PNG and
+    returns its path.
+    """
+    if not panels:
+        raise ValueError("panels is empty: give at least one (name, points, labels, attacks)")
+    checked = [_check_panel(panel) for panel in panels]
+    styles = _attack_styles([a for _, _, _, attacks in checked for a in attacks])
+    label_styles = {label: (color, "o") for label, color in _LABEL_COLORS.items()}
+    with matplotlib.rc_context(STYLE):
+        fig = _new_figure((10.0, 3.6 * len(checked) + (0.4 if title else 0.0)))
+        axes = fig.subplots(len(checked), 2, squeeze=False)
+        for (ax_label, ax_attack), (name, points, labels, attacks) in zip(axes, checked,
+                                                                          strict=True):
+            size = float(np.clip(3000.0 / len(points), 3.0, 16.0))  # fewer points, bigger dots
+            # the usually smaller bonafide class on top, so spoof points do not bury it
+            by_label = {lab: labels == lab for lab in (BONAFIDE, SPOOF) if (labels == lab).any()}
+            _scatter(ax_label, points, by_label, label_styles, size, "label", front=BONAFIDE)
+            ax_label.set_title(name)
+            by_attack = {a: attacks == a for a in styles if (attacks == a).any()}
+            _scatter(ax_attack, points, by_attack, styles, size, "attack")
+            ax_attack.set_title("by attack family")
+        if title:
+            fig.suptitle(title)
+        return _save(fig, out_path)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def subsample_per_attack(manifest: Manifest, max_per_attack: int | None, seed: int = 0) -> Manifest:
+    """At most ``max_per_attack`` rows per attack (bonafide rows count as attack ``"-"``).
+
+    Keeps a big evaluation set's picture readable and cheap while every attack (and bonafide)
+    keeps a presence; a seeded draw per group, rows kept in manifest order.
+    """
+    if max_per_attack is None:
+        return manifest
+    if max_per_attack < 1:
+        raise RlspoofError(f"max_per_attack must be >= 1, got {max_per_attack}")
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(manifest):
+        groups[UNKNOWN if row.label == BONAFIDE else row.attack].append(i)
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for key in sorted(groups):  # sorted: the draws do not depend on which attack comes first
+        idx = groups[key]
+        keep += idx if len(idx) <= max_per_attack else rng.choice(idx, max_per_attack,
+                                                                  replace=False).tolist()
+    return Manifest([manifest[i] for i in sorted(keep)], manifest.root, manifest.origin)
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no Infinity; a perfectly separated zero-spread set is written as null."""
+    return value if np.isfinite(value) else None
+
+
+def embedding_report(
+    models: Mapping[str, object], manifest: Manifest, out_dir: str | Path,
+    max_per_attack: int | None = None, seed: int = 0, progress=None, batch_size: int = 16,
+    crop_seconds: float | None = None, set_name: str | None = None,
+) -> dict:
+    """Embed ``manifest`` with every model, write ``embeddings.png`` and ``embeddings.json``.
+
+    ``models`` maps a name to a :class:`~rlspoof.models.SpoofPolicy` (e.g. ``{"before": ...,
+    "after": ...}``); all see the same (optionally subsampled) rows. ``progress`` is, as for
+    :func:`rlspoof.evaluation.evaluate_sets`, a factory ``progress(description)`` giving a
+    context manager that yields ``update(done, total)`` (e.g. ``rlspoof.cli.console.progress_bar``).
+    ``set_name`` names the set in the figure title (default: the manifest's file name).
+    Returns what the JSON holds: per model ``n``, ``class_separation`` and
+    ``explained_variance_ratio``, and whether the rows come from the synthetic corpus.
+    """
+    from rlspoof.data.synth.corpus import is_synthetic
+
+    if not models:
+        raise RlspoofError("no models to embed")
+    rows = subsample_per_attack(manifest, max_per_attack, seed)
+    if len(rows) == 0:
+        raise RlspoofError(f"manifest {manifest.origin or '<in memory>'} has no rows to embed")
+    labels = [row.label for row in rows]
+    class_separation(np.zeros((len(rows), 1)), labels)  # a missing class fails before any work
+    attacks = [UNKNOWN if row.label == BONAFIDE else row.attack for row in rows]
+    synthetic = is_synthetic([rows])
+    report: dict = {"synthetic": synthetic, "n_rows": len(rows), "max_per_attack": max_per_attack,
+                    "seed": seed, "models": {}}
+    panels: list[Panel] = []
+    for name, policy in models.items():
+        embeddings = _embed(policy, rows, name, batch_size, crop_seconds, progress)
+        separation = class_separation(embeddings, labels)
+        points, ratio = pca_2d(embeddings)
+        report["models"][name] = {
+            "n": len(rows),
+            "class_separation": _finite_or_none(separation),
+            "explained_variance_ratio": [float(r) for r in ratio],
+        }
+        panels.append((f"{name} (separation {separation:.2f}; variance: PC1 {100 * ratio[0]:.0f}%, "
+                       f"PC2 {100 * ratio[1]:.0f}%)", points, labels, attacks))
+    out = Path(out_dir)
+    set_name = set_name or (Path(manifest.origin).stem if manifest.origin else "set")
+    title = f"Utterance embeddings on {set_name}, PCA per model"
+    plot_embeddings(panels, out / "embeddings.png",
+                    title + (" (synthetic corpus)" if synthetic else ""))
+    (out / "embeddings.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _embed(policy, rows: Manifest, name: str, batch_size: int, crop_seconds: float | None,
+           progress) -> np.ndarray:
+    if progress is None:
+        return embed_manifest(policy, rows, batch_size, crop_seconds)
+    with progress(f"embedding {name}") as update:
+        return embed_manifest(policy, rows, batch_size, crop_seconds, update)
