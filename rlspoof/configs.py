@@ -187,6 +187,10 @@ class SFTConfig(TrainingArguments):
         default=None, metadata={"help": "Cross-entropy weights [bonafide, spoof] (None: equal)."}
     )
     learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate."})
+    nonfinite_loss: str = field(
+        default="error",
+        metadata={"help": "A NaN/Inf training loss: error (stop with the step and the batch's "
+                          "utterances; no update is made) | skip (drop that optimizer step)."})
     drift_samples: int = field(
         default=0, metadata={"help": "N > 0: at each evaluation, log the sliced Wasserstein distance "
                                      "between the embeddings of N training and N dev utterances."})
@@ -198,6 +202,7 @@ class SFTConfig(TrainingArguments):
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        _one_of("nonfinite_loss", self.nonfinite_loss, ("error", "skip"))
         if self.drift_samples < 0:
             raise ConfigError(f"drift_samples must be >= 0 (0 = off), got {self.drift_samples}")
         if self.class_weights is not None and (

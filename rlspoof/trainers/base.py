@@ -11,12 +11,15 @@ each epoch, ASVspoof metrics on the dev set, and checkpoints saved as ``SpoofPol
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from rlspoof.configs import DataArguments, save_resolved
 from rlspoof.data.augment import Augmenter
@@ -24,7 +27,7 @@ from rlspoof.data.dataset import AudioCollator, SpoofDataset
 from rlspoof.data.manifest import Manifest, concat_manifests, read_manifest
 from rlspoof.data.mixframe import MixFrameDataset
 from rlspoof.data.mixing import MixtureSampler
-from rlspoof.errors import DataError
+from rlspoof.errors import DataError, RlspoofError
 from rlspoof.metrics.drift import sliced_wasserstein
 from rlspoof.metrics.report import compute_metrics_for_trainer
 from rlspoof.models.encoders import count_parameters
@@ -81,6 +84,10 @@ def build_datasets(data_args: DataArguments, seed: int) -> tuple[SpoofDataset, S
     return train, dev
 
 
+#: Where a checkpoint is written before it is renamed into ``output_dir`` (see _save_checkpoint).
+PARTIAL_DIR = ".partial"
+
+
 class FreshCropsEachEpoch(TrainerCallback):
     """New random crops every epoch (the dataset seeds each item by (seed, epoch, index))."""
 
@@ -116,6 +123,21 @@ class EmbeddingDrift(TrainerCallback):
         self.trainer.log({"eval_embedding_drift": distance})
 
 
+class SkipNonFiniteSteps(TrainerCallback):
+    """Drops the gradients of an optimizer step that saw a non-finite loss: with no ``.grad``,
+    AdamW leaves those parameters (and their moments) untouched, so the step is a true no-op;
+    only the learning-rate schedule moves on."""
+
+    def __init__(self, trainer: SpoofTrainer):
+        self.trainer = trainer
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if getattr(self.trainer, "_skip_step", False):
+            for parameter in self.trainer.model.parameters():
+                parameter.grad = None
+            self.trainer._skip_step = False
+
+
 class SpoofTrainer(Trainer):
     """Base trainer for a ``SpoofPolicy``; subclasses implement ``training_loss``."""
 
@@ -132,6 +154,8 @@ class SpoofTrainer(Trainer):
         self._metrics: dict[str, list[float]] = defaultdict(list)
         if isinstance(train_dataset, SpoofDataset):
             self.add_callback(FreshCropsEachEpoch(train_dataset))
+        self._skip_step = False
+        self.add_callback(SkipNonFiniteSteps(self))
         if getattr(args, "drift_samples", 0) and train_dataset is not None and eval_dataset is not None:
             self.add_callback(EmbeddingDrift(self, args.drift_samples))
 
@@ -150,10 +174,55 @@ class SpoofTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         logits = self.policy_logits(model, inputs)
         if model.training:
-            loss = self.training_loss(model, inputs, logits)
+            loss = self.check_finite(self.training_loss(model, inputs, logits), inputs)
         else:  # the same dev loss for every method, so their curves compare
             loss = F.cross_entropy(logits.float(), inputs["labels"])
         return (loss, {"logits": logits}) if return_outputs else loss
+
+    def check_finite(self, loss: torch.Tensor, inputs) -> torch.Tensor:
+        """A NaN/Inf loss never reaches the weights: ``nonfinite_loss: error`` stops before the
+        backward pass; ``skip`` lets it run and drops the whole optimizer step (SkipNonFiniteSteps)."""
+        if torch.isfinite(loss).item():
+            return loss
+        utts = list(inputs.get("utt_id", []))[:8]
+        if getattr(self.args, "nonfinite_loss", "error") == "error":
+            raise RlspoofError(
+                f"non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}; "
+                f"no update was made. Batch utterances: {utts}. Lower learning_rate, check the "
+                "audio (rlspoof data validate), or set nonfinite_loss: skip")
+        self._skip_step = True
+        self._metrics["nonfinite_skipped"].append(1.0)
+        return loss
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def _get_output_dir(self, trial) -> str:
+        staging = getattr(self, "_staging_dir", None)
+        return staging if staging is not None else super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Atomic checkpoints: the Trainer writes ``checkpoint-N`` under ``output_dir/.partial``
+        and it is renamed into place only once complete, so a run killed mid-save never leaves a
+        half-written checkpoint for a resume to pick up. (transformers writes in place.)"""
+        root = Path(super()._get_output_dir(trial))
+        self._staging_dir = str(root / PARTIAL_DIR)
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_dir = None
+        self.accelerator.wait_for_everyone()  # every rank's shards are in the staging folder
+        if not self.args.should_save:
+            return
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        target = root / name
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(root / PARTIAL_DIR / name, target)
+        if self.state.best_model_checkpoint:
+            self.state.best_model_checkpoint = self.state.best_model_checkpoint.replace(
+                str(root / PARTIAL_DIR), str(root))
+        rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,
+                           best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._metrics:

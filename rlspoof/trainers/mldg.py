@@ -43,6 +43,7 @@ class MLDGTrainer(SFTTrainer):
         params = {n: p for n, p in model.named_parameters() if p.requires_grad}
         loss, parts = mldg_objective(model, params, loss_on, *split, alpha=a.meta_lr,
                                      beta=a.meta_test_weight, first_order=a.first_order)
+        loss = self.check_finite(loss, inputs)
         for key, value in parts.items():
             self._metrics[key].append(value)
         if return_outputs:

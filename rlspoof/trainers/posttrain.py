@@ -47,6 +47,6 @@ class PostTrainer(SFTTrainer):
         frames = frame_loss(frame_logits, inputs["sample_labels"], frame_mask, policy.frame_geometry)
         self._metrics["utterance_loss"].append(utterance.item())
         self._metrics["frame_loss"].append(frames.item())
-        loss = utterance + weight * frames
+        loss = self.check_finite(utterance + weight * frames, inputs)
         return (loss, {"logits": logits}) if return_outputs else loss
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 from transformers import set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
 from rlspoof.configs import (
     ConfigError,
@@ -103,6 +104,21 @@ def recipe_method(recipe: str | Path, overrides: list[str]) -> str:
     return method
 
 
+def resume_point(args) -> str | None:
+    """``resume_from_checkpoint``: a checkpoint folder, ``last`` (the newest complete checkpoint
+    in output_dir; an error if there is none) or ``auto`` (the newest if any, else start afresh).
+    Checkpoints are renamed into place only when complete (``SpoofTrainer._save_checkpoint``), so
+    a run killed mid-save resumes from the previous one."""
+    value = args.resume_from_checkpoint
+    if value is None or str(value).lower() not in ("last", "auto", "true"):
+        return value
+    folder = Path(args.output_dir)
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if last is None and str(value).lower() != "auto":
+        raise ConfigError(f"resume_from_checkpoint={value}: no checkpoint-* folder in {folder}")
+    return last
+
+
 def train_from_recipe(recipe: str | Path, overrides: list[str] | None = None) -> Path:
     """Train as the recipe says; returns the folder holding the final policy."""
     overrides = list(overrides or [])
@@ -118,7 +134,7 @@ def train_from_recipe(recipe: str | Path, overrides: list[str] | None = None) ->
         recipe_configs=(model_args, data_args, train_args),
         train_sampler=build_train_sampler(data_args, train_set, train_args),
     )
-    trainer.train(resume_from_checkpoint=train_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume_point(train_args))
     trainer.save_model(train_args.output_dir)
     trainer.save_state()
     return Path(train_args.output_dir)

@@ -1,0 +1,146 @@
+"""What every trainer shares: NaN/Inf guard, atomic checkpoints, resume after a SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from trainer_helpers import same_weights, weights_of
+from transformers import TrainerCallback
+
+from rlspoof.configs import ConfigError, SFTConfig
+from rlspoof.data.dataset import SpoofDataset
+from rlspoof.data.manifest import read_manifest
+from rlspoof.errors import RlspoofError
+from rlspoof.models import EncoderConfig, PolicyConfig, build_policy
+from rlspoof.trainers.base import PARTIAL_DIR
+from rlspoof.trainers.run import train_from_recipe
+from rlspoof.trainers.sft import SFTTrainer
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+class PoisonedSFT(SFTTrainer):
+    """SFT whose loss is NaN at the given optimizer steps (1-based)."""
+
+    poisoned: tuple[int, ...] = ()
+
+    def training_loss(self, model, inputs, logits):
+        loss = super().training_loss(model, inputs, logits)
+        return loss * float("nan") if self.state.global_step + 1 in self.poisoned else loss
+
+
+class WeightsPerStep(TrainerCallback):
+    def __init__(self):
+        self.by_step = {}
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.by_step[state.global_step] = weights_of(model)
+
+
+def _trainer(tiny_corpus, tmp_path, poisoned, **args):
+    folder, _ = tiny_corpus
+    torch.manual_seed(0)
+    policy = build_policy(PolicyConfig(EncoderConfig(preset="tiny", freeze="none"), crop_seconds=0.5))
+    train = SpoofDataset(read_manifest(folder / "train.csv"), crop_seconds=0.5, seed=1)
+    config = SFTConfig(output_dir=str(tmp_path / "run"), max_steps=5, per_device_train_batch_size=4,
+                       learning_rate=1e-3, use_cpu=True, save_strategy="no", report_to="none",
+                       disable_tqdm=True, logging_steps=1, seed=1, **args)
+    trainer = PoisonedSFT(policy, config, train)
+    trainer.poisoned = poisoned
+    recorder = WeightsPerStep()
+    trainer.add_callback(recorder)
+    return trainer, recorder
+
+
+def test_a_nan_loss_stops_with_the_step_and_the_batch_and_leaves_the_weights_finite(tiny_corpus, tmp_path):
+    trainer, recorder = _trainer(tiny_corpus, tmp_path, poisoned=(3,))
+    with pytest.raises(RlspoofError, match=r"non-finite training loss \(nan\) at step 3.*SYN_TRAIN_"):
+        trainer.train()
+    assert sorted(recorder.by_step) == [1, 2]
+    assert same_weights(trainer.model, recorder.by_step[2])  # no update was made at step 3
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_skip_drops_exactly_the_poisoned_optimizer_step(tiny_corpus, tmp_path):
+    trainer, recorder = _trainer(tiny_corpus, tmp_path, poisoned=(3,), nonfinite_loss="skip")
+    trainer.train()
+    assert sorted(recorder.by_step) == [1, 2, 3, 4, 5]
+    assert same_weights(recorder.by_step[3], recorder.by_step[2])
+    assert not same_weights(recorder.by_step[4], recorder.by_step[3])
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    skipped = [h for h in trainer.state.log_history if h.get("nonfinite_skipped")]
+    assert [h["step"] for h in skipped] == [3]
+
+
+def test_nonfinite_loss_setting_is_checked():
+    with pytest.raises(ConfigError, match="nonfinite_loss must be one of error, skip"):
+        SFTConfig(output_dir="x", nonfinite_loss="ignore")
+
+
+def _recipe(tmp_path, corpus, **overrides) -> Path:
+    recipe = {
+        "method": "sft", "encoder_preset": "tiny", "freeze": "none",
+        "train_manifest": str(corpus / "train.csv"), "crop_seconds": 1.0,
+        "output_dir": str(tmp_path / "run"), "learning_rate": 1e-3, "per_device_train_batch_size": 8,
+        "max_steps": 60, "save_strategy": "steps", "save_steps": 10, "logging_steps": 5,
+        "eval_strategy": "no", "use_cpu": True, "disable_tqdm": True, "report_to": "none", "seed": 9,
+        "head_dropout": 0.1, "dataloader_num_workers": 0, **overrides,
+    }
+    path = tmp_path / f"recipe_{len(overrides)}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_checkpoints_are_renamed_into_place_and_a_partial_one_is_never_resumed(tiny_corpus, tmp_path):
+    folder, _ = tiny_corpus
+    out = train_from_recipe(_recipe(tmp_path, folder, max_steps=20))
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-20"]
+    assert not any((out / PARTIAL_DIR).iterdir())
+    # a half-written checkpoint from a killed save sits in .partial and is never picked up
+    (out / PARTIAL_DIR / "checkpoint-30").mkdir()
+    (out / PARTIAL_DIR / "checkpoint-30" / "model.safetensors").write_bytes(b"trunc")
+    again = train_from_recipe(_recipe(tmp_path, folder, max_steps=30, resume_from_checkpoint="last"))
+    state = yaml.safe_load((again / "trainer_state.json").read_text())
+    assert state["global_step"] == 30
+    with pytest.raises(ConfigError, match="no checkpoint-"):
+        train_from_recipe(_recipe(tmp_path, folder, output_dir=str(tmp_path / "empty"),
+                                  resume_from_checkpoint="last"))
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_result(tiny_corpus, tmp_path):
+    folder, _ = tiny_corpus
+    whole = train_from_recipe(_recipe(tmp_path, folder, output_dir=str(tmp_path / "whole")))
+
+    killed_dir = tmp_path / "killed"
+    recipe = _recipe(tmp_path, folder, output_dir=str(killed_dir))
+    code = "import sys; from rlspoof.trainers.run import train_from_recipe; train_from_recipe(sys.argv[1])"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-c", code, str(recipe)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (killed_dir / "checkpoint-20").is_dir() and process.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint-20 within 5 minutes"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (killed_dir / "model.safetensors").exists()
+
+    resumed = train_from_recipe(_recipe(tmp_path, folder, output_dir=str(killed_dir),
+                                        resume_from_checkpoint="last"))
+    a, b = load_file(str(whole / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys()
+    # Same data order, crops, dropout masks and optimizer state after the resume: equal up to
+    # float rounding (the resumed process re-creates the optimizer's state from its file).
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6, rtol=1e-5), key
