@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -429,6 +430,21 @@ def parse_overrides(items: list[str]) -> list[str]:
     return args
 
 
+def _where_in_recipe(path: Path, message: str, set_keys=()) -> str:
+    """``recipe.yaml:16: max_steps: invalid int value: 'ten'``: argparse's complaint about a key,
+    pointed at the recipe line that set it (or at --set when the recipe does not)."""
+    match = re.match(r"argument --(\w+)(?:/--[\w-]+)?: (.*)", message)
+    if not match:
+        return f"{path}: {message}"
+    key, problem = match.groups()
+    if key in set_keys:
+        return f"--set {key}: {problem}"
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if re.match(rf"{key}\s*:", line):
+            return f"{path}:{number}: {key}: {problem}"
+    return f"--set {key}: {problem}"
+
+
 def load_recipe(path: str | Path, dataclass_types, overrides: list[str] | None = None):
     """Parse a YAML recipe (plus ``key=value`` overrides) into instances of ``dataclass_types``.
 
@@ -454,7 +470,7 @@ def load_recipe(path: str | Path, dataclass_types, overrides: list[str] | None =
     parser = TrlParser(dataclass_types)
 
     def refuse(message: str):  # argparse would print a 150-line usage and exit
-        raise ConfigError(f"{path}: {message}")
+        raise ConfigError(_where_in_recipe(path, message, [a[2:] for a in args if a.startswith("--")]))
 
     parser.error = refuse
     for key, value in recipe.items():  # lists/dicts travel as YAML text, parsed by the field

@@ -176,6 +176,29 @@ def test_grpo_recipe_with_an_invalid_value_is_a_config_error(tmp_path):
         load_recipe(path, TYPES, ["loss_type=dapo", "reward_weights=[1, 1, 1]"])
 
 
+def test_a_wrong_type_names_the_recipe_line_or_the_override(tmp_path):
+    path = _write(tmp_path, {**GRPO_RECIPE, "num_generations": "eight"})
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1)
+                if text.startswith("num_generations:"))
+    with pytest.raises(ConfigError, match=rf"grpo\.yaml:{line}: num_generations: invalid int value: 'eight'"):
+        load_recipe(path, TYPES)
+    with pytest.raises(ConfigError, match=r"^--set beta: invalid float value: 'high'$"):
+        load_recipe(_write(tmp_path, GRPO_RECIPE), TYPES, ["beta=high"])
+
+
+def test_mixing_and_mix_frame_values_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match=r"mixframe_span_seconds must be \[min, max\]"):
+        load_recipe(_write(tmp_path, {**GRPO_RECIPE, "mixframe_span_seconds": [0.5, 0.1]}), TYPES)
+    with pytest.raises(ConfigError, match="mixframe_mode must be one of splice, blend"):
+        load_recipe(_write(tmp_path, GRPO_RECIPE), TYPES, ["mixframe_mode=paste"])
+    with pytest.raises(ConfigError, match="mix_weights must be a mapping"):
+        load_recipe(_write(tmp_path, {**GRPO_RECIPE, "mix_by": "source", "mix_weights": "[1, 2]"}), TYPES)
+    _, data, _ = load_recipe(_write(tmp_path, {**GRPO_RECIPE, "mix_by": "source",
+                                               "mix_weights": {"a": 1, "b": 3},
+                                               "train_manifest": ["a.csv", "b.csv"]}), TYPES)
+    assert data.mix_weights == {"a": 1, "b": 3} and data.train_manifests() == ["a.csv", "b.csv"]
+
+
 def test_hybrid_recipe_with_overrides_and_a_typo(tmp_path):
     types = (ModelArguments, DataArguments, HybridConfig)
     path = _write(tmp_path, {**GRPO_RECIPE, "method": "hybrid", "schedule": "sft_then_grpo",
