@@ -5,8 +5,42 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from rlspoof.cli.console import console
+
+
+def headline_table(cfg, results: dict) -> Table:
+    """EER % per method and set (mean over seeds), the baseline's row, and forgetting's summary."""
+    corpus = "SYNTHETIC corpus" if results["synthetic"] else "evaluation sets"
+    roles = "; ".join(f"{role}: {', '.join(n for n, r in cfg.roles.items() if r == role)}"
+                      for role in dict.fromkeys(cfg.roles.values()))
+    table = Table(title=f"EER % ({corpus}; mean over seeds {cfg.seeds}). {roles}",
+                  title_justify="left")
+    table.add_column("method", no_wrap=True)
+    for name in cfg.suite:
+        table.add_column(name.replace("_", " "), justify="right", overflow="fold")
+    forgetting = results.get("forgetting") or {}
+    if forgetting:
+        table.add_column("target gain pp", justify="right", overflow="fold")
+        table.add_column("old forget pp", justify="right", overflow="fold")
+    for method, by_set in results["per_method"].items():
+        if not by_set:
+            continue
+        row = [method] + [f"{100 * by_set[n]['eer']['mean']:.1f}" for n in cfg.suite]
+        if forgetting:
+            summary = forgetting[method]["summary"]["eer"]
+            row += [_pp(summary["target_gain"]), _pp(summary["average_forgetting"])]
+        table.add_row(*row)
+    if results.get("baseline"):
+        table.add_row("[dim]before[/]",
+                      *[f"[dim]{100 * results['baseline'][n]['eer']:.1f}[/]" for n in cfg.suite],
+                      *([""] * (2 if forgetting else 0)))
+    return table
+
+
+def _pp(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
 
 
 def compare(
@@ -25,8 +59,8 @@ def compare(
     results = run_compare(cfg, log=console.print)
     failed = [name for name, run in results["runs"].items() if run["status"] != "ok"]
     out = Path(cfg.output_dir)
-    console.print((out / "report.md").read_text())
-    console.print(f"report: {out / 'report.md'}   numbers: {out / 'results.json'}")
+    console.print(headline_table(cfg, results))
+    console.print(f"report: {out / 'report.md'}   numbers: {out / 'results.json'}   figures: {out}/*.png")
     if failed:
         console.print(f"[bold red]{len(failed)} run(s) failed:[/] {', '.join(failed)} (see FAILED.txt in each)")
         raise typer.Exit(1)
