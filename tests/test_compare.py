@@ -164,3 +164,5 @@ def test_compare_command_end_to_end_with_real_training(tiny_corpus, tmp_path):
         cost = results["cost"][method]
         assert cost["trainable"] == cost["total"] > 0 and cost["train_runtime_s"]["mean"] > 0
     assert "## Cost" in (tmp_path / "cmp" / "report.md").read_text()
+    html = (tmp_path / "cmp" / "report.html").read_text()
+    assert html.count("<table>") >= 3 and '<img alt="det_dev" src="det_dev.png"' in html

@@ -121,4 +121,30 @@ def write_report(cfg, results: dict, scores: dict, out: Path) -> Path:
     lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in made]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
+    write_html(path)
+    return path
+
+
+_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title><style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+img {{ max-width: 100%; display: block; margin: 1em 0; }}
+</style></head><body>
+{body}
+</body></html>
+"""
+
+
+def write_html(markdown_path: Path) -> Path:
+    """``report.html`` beside ``report.md``: the same text, tables and figures, for a browser."""
+    import markdown
+
+    text = markdown_path.read_text()
+    title = text.splitlines()[0].lstrip("# ")
+    html = _HTML.format(title=title, body=markdown.markdown(text, extensions=["tables"]))
+    path = markdown_path.with_suffix(".html")
+    path.write_text(html)
     return path
