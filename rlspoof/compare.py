@@ -101,7 +101,10 @@ def train_runs(cfg: CompareConfig, train_fn, log=print) -> dict[tuple[str, int],
                 log(f"reusing {folder}")
                 errors[(method, seed)] = None
                 continue
-            overrides = [*cfg.overrides, f"seed={seed}", f"output_dir={folder}"]
+            # auto: a run killed after a checkpoint continues from it (with save_strategy=no it
+            # starts afresh)
+            overrides = [*cfg.overrides, f"seed={seed}", f"output_dir={folder}",
+                         "resume_from_checkpoint=auto"]
             if cfg.start:
                 overrides.append(f"model_name_or_path={cfg.start}")
             log(f"training {method} seed {seed} -> {folder}")

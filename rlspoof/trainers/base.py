@@ -132,7 +132,7 @@ class SkipNonFiniteSteps(TrainerCallback):
         self.trainer = trainer
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        if getattr(self.trainer, "_skip_step", False):
+        if self.trainer._skip_step:
             for parameter in self.trainer.model.parameters():
                 parameter.grad = None
             self.trainer._skip_step = False
