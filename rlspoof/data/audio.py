@@ -22,6 +22,10 @@ DEFAULT_SAMPLE_RATE = 16_000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 #: Peak amplitude at or below which a file counts as digital silence (about -96 dBFS, 16 bit LSB).
 SILENCE_PEAK = 1.0 / 32768
+#: Sample rates outside this range come from a corrupt header (libsndfile accepts any positive
+#: rate); resampling from one such as 2 130 722 432 Hz would need a filter of hundreds of GB.
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,8 @@ class AudioInfo:
 
 
 def audio_info(path: str | Path) -> AudioInfo:
-    """Header facts without decoding; raises ``AudioError`` for a missing or unreadable file."""
+    """Header facts without decoding; raises ``AudioError`` for a missing or unreadable file
+    or one whose header gives a sample rate outside ``MIN_SAMPLE_RATE..MAX_SAMPLE_RATE``."""
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "file does not exist")
@@ -45,6 +50,9 @@ def audio_info(path: str | Path) -> AudioInfo:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile raises a bare RuntimeError/LibsndfileError
         raise AudioError(path, f"unreadable audio ({_short(exc)})") from None
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioError(path, f"implausible sample rate {info.samplerate} Hz (corrupt header?; "
+                               f"expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz)")
     return AudioInfo(str(path), int(info.samplerate), int(info.frames), int(info.channels))
 
 
@@ -67,8 +75,10 @@ def load_audio(
     """Read a file as mono float32 at ``sample_rate`` and check it is usable.
 
     Raises ``AudioError`` (naming the file) when the file is missing, unreadable, truncated,
-    empty, contains NaN/Inf, or is digital silence; when the rate differs and
-    ``allow_resample`` is False. ``sample_rate=None`` keeps the file's own rate.
+    empty, contains NaN/Inf, or is digital silence; when its header rate is implausible (see
+    ``audio_info``); when the rate differs and ``allow_resample`` is False; when float samples
+    so far beyond +-1 that resampling overflows float32. ``sample_rate=None`` keeps the file's
+    own rate.
     """
     info = audio_info(path)
     if info.frames == 0:
@@ -96,6 +106,9 @@ def load_audio(
         if not allow_resample:
             raise AudioError(path, f"sample rate {file_sr} Hz, expected {sample_rate} Hz")
         wave = resample(wave, file_sr, sample_rate)
+        if not np.all(np.isfinite(wave)):  # float files far beyond +-1: the filter overshoots
+            raise AudioError(path, "samples overflow float32 when resampled (values far beyond "
+                                   "+-1)")
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 

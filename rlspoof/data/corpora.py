@@ -26,7 +26,10 @@ from rlspoof.data.manifest import (
     UNKNOWN,
     Manifest,
     ManifestRow,
+    csv_records,
     normalize_label,
+    numbered_lines,
+    open_text,
     read_manifest,
 )
 from rlspoof.errors import AudioError, DataError, RlspoofError
@@ -195,23 +198,21 @@ def read_protocol(
     """Yield ``(line_no, columns)`` of a whitespace protocol file, skipping blank lines.
 
     A wrong column count raises instead of skipping the line: it usually means the wrong file
-    was given, and skipping would quietly shrink the evaluation set.
+    was given, and skipping would quietly shrink the evaluation set. Invalid UTF-8 is an error
+    naming its line.
     """
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for line_no, text in enumerate(handle, start=1):
-                cols = text.split()
-                if not cols:
-                    continue
-                if len(cols) < ncols or (len(cols) > ncols and not at_least):
-                    expected = f"at least {ncols}" if at_least else str(ncols)
-                    raise DataError(
-                        f"expected {expected} whitespace-separated columns, found {len(cols)}: "
-                        f"{text.strip()[:100]!r}", path, line_no,
-                    )
-                yield line_no, cols
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not a UTF-8 text file ({exc.reason})", path) from None
+    with open_text(path) as handle:
+        for line_no, text in numbered_lines(handle, path):
+            cols = text.split()
+            if not cols:
+                continue
+            if len(cols) < ncols or (len(cols) > ncols and not at_least):
+                expected = f"at least {ncols}" if at_least else str(ncols)
+                raise DataError(
+                    f"expected {expected} whitespace-separated columns, found {len(cols)}: "
+                    f"{text.strip()[:100]!r}", path, line_no,
+                )
+            yield line_no, cols
 
 
 def _key(raw: str, path: Path, line: int) -> str:
@@ -415,14 +416,16 @@ def in_the_wild(root: Path) -> CorpusScan:
                        "In-the-Wild meta.csv")
     base = meta.parent.relative_to(root)
     entries = []
-    with meta.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = [h.strip().lower() for h in next(reader, [])]
+    with open_text(meta, "utf-8-sig") as handle:
+        # single_line: no field holds a newline, so a stray quote is an error at its own line
+        records = csv_records(handle, meta, single_line=True)
+        header_line, header = next(records, (1, []))
+        header = [h.strip().lower() for h in header]
         if not {"file", "speaker", "label"} <= set(header):
-            raise DataError(f"header must name file,speaker,label; found {header}", meta, 1)
+            raise DataError(f"header must name file,speaker,label; found {header}", meta,
+                            header_line)
         col = {name: header.index(name) for name in ("file", "speaker", "label")}
-        for cells in reader:
-            no = reader.line_num
+        for no, cells in records:
             if not any(c.strip() for c in cells):
                 continue
             if len(cells) != len(header):
@@ -578,16 +581,16 @@ def antideepfake(root: Path, data_root: str | Path | None = None) -> CorpusScan:
         raise DataError("the antideepfake corpus root must be the protocol CSV file", root)
     data = Path(data_root).expanduser() if data_root is not None else root.parent
     entries = []
-    with root.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in ("ID", "Label", "Path") if c not in (reader.fieldnames or [])]
+    with open_text(root, "utf-8-sig") as handle:
+        records = csv_records(handle, root)
+        header_line, header = next(records, (1, []))
+        missing = [c for c in ("ID", "Label", "Path") if c not in header]
         if missing:
-            raise DataError(f"header lacks column(s) {', '.join(missing)}", root, 1)
-        for record in reader:
-            no = reader.line_num
-            if None in record or None in record.values():
+            raise DataError(f"header lacks column(s) {', '.join(missing)}", root, header_line)
+        for no, cells in records:
+            if len(cells) != len(header):
                 raise DataError("row has a different number of cells than the header", root, no)
-            rec = {k: v.strip() for k, v in record.items()}
+            rec = {k: v.strip() for k, v in zip(header, cells, strict=True)}
             if not rec["ID"] or not rec["Path"]:
                 raise DataError("empty ID or Path", root, no)
             path = rec["Path"]

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TextIO
 
 from rlspoof.errors import DataError
 
@@ -47,7 +49,13 @@ def normalize_label(raw: str, path: str | Path | None = None, line: int | None =
     if key in _LABEL_SYNONYMS:
         return _LABEL_SYNONYMS[key]
     valid = ", ".join(sorted(_LABEL_SYNONYMS))
-    raise DataError(f"unknown label {raw!r} (expected one of: {valid})", path, line)
+    raise DataError(f"unknown label {_clip(raw)} (expected one of: {valid})", path, line)
+
+
+def _clip(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut short: a 100 kB garbage field should not fill the terminal."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 
 
 @dataclass
@@ -131,35 +139,105 @@ class Manifest(Sequence[ManifestRow]):
         return Counter(tuple(getattr(r, b) for b in by) for r in self.rows)
 
 
+# --- reading text files: every failure is a DataError naming file and line -----------------
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def open_text(path: Path, encoding: str = "utf-8") -> TextIO:
+    """Open a text file so that invalid UTF-8 can be reported with its line, not as a
+    UnicodeDecodeError from somewhere in a buffer: read it through ``numbered_lines`` or
+    ``csv_records``, which turn the undecodable bytes (kept as lone surrogates) into errors."""
+    return path.open(newline="", encoding=encoding, errors="surrogateescape")
+
+
+class _Lines:
+    """Physical lines of a file from ``open_text``, counted and checked as they are read."""
+
+    def __init__(self, handle: TextIO, path: Path):
+        self._handle = handle
+        self._path = path
+        self.count = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        text = next(self._handle)
+        self.count += 1
+        bad = _UNDECODABLE.search(text)
+        if bad:
+            byte = ord(bad.group()) - 0xDC00
+            raise DataError(f"not valid UTF-8 (byte 0x{byte:02x} at column {bad.start() + 1})",
+                            self._path, self.count)
+        return text
+
+
+def numbered_lines(handle: TextIO, path: Path) -> Iterator[tuple[int, str]]:
+    """``(1-based line number, text)`` for each line of a file opened with ``open_text``."""
+    lines = _Lines(handle, path)
+    for text in lines:
+        yield lines.count, text
+
+
+def csv_records(
+    handle: TextIO, path: Path, delimiter: str = ",", single_line: bool = False
+) -> Iterator[tuple[int, list[str]]]:
+    """``(line where the record starts, cells)`` for each non-blank record of a CSV file.
+
+    Quoting is strict, so an unterminated quote is an error at its own line rather than a
+    field that swallows the rows after it. ``single_line`` also rejects a record that spans
+    lines, for files whose fields never hold a newline (corpus metadata).
+    """
+    lines = _Lines(handle, path)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    while True:
+        start = lines.count + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            runs_on = f"; the record runs on to line {lines.count}" if lines.count > start else ""
+            raise DataError(f"malformed CSV ({exc}{runs_on}; unterminated quote?)",
+                            path, start) from None
+        if single_line and lines.count > start:
+            raise DataError(f"quoted field runs on to line {lines.count} (unterminated quote?)",
+                            path, start)
+        if cells:
+            yield start, cells
+
+
 # --- reading and writing -------------------------------------------------------------------
 
 
-def _row_from_record(record: dict[str, str], path: Path, line: int) -> ManifestRow:
+def _row_from_record(record: dict[str, object], path: Path, line: int) -> ManifestRow:
     missing = [c for c in REQUIRED_COLUMNS if not str(record.get(c) or "").strip()]
     if missing:
         raise DataError(f"missing value for required column(s) {', '.join(missing)}", path, line)
-    core = {}
+    core: dict[str, object] = {}
     extra = {}
     for key, value in record.items():
-        if key is None:  # csv.DictReader puts surplus cells under None
-            raise DataError("row has more cells than the header has columns", path, line)
         if key in CORE_COLUMNS:
             core[key] = value
         elif value not in (None, ""):
             extra[key] = str(value)
-    core["label"] = normalize_label(core["label"], path, line)
+    core["label"] = normalize_label(core["label"], path, line)  # type: ignore[arg-type]
     duration = core.pop("duration", None)
     for key in list(core):
-        if core[key] in (None, ""):
-            del core[key]  # fall back to the dataclass default
+        text = "" if core[key] is None else str(core[key]).strip()
+        if text:
+            core[key] = text
         else:
-            core[key] = str(core[key]).strip()
+            del core[key]  # blank: fall back to the dataclass default
+    if isinstance(duration, str):
+        duration = duration.strip()
     if duration not in (None, "", UNKNOWN):
         try:
-            core["duration"] = float(duration)
-        except ValueError:
-            raise DataError(f"duration {duration!r} is not a number", path, line) from None
-    return ManifestRow(**core, extra=extra)
+            core["duration"] = float(duration)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):  # JSON gives lists, dicts, huge ints
+            raise DataError(f"duration {_clip(duration)} is not a number", path, line) from None
+    return ManifestRow(**core, extra=extra)  # type: ignore[arg-type]
 
 
 def read_manifest(path: str | Path) -> Manifest:
@@ -167,32 +245,64 @@ def read_manifest(path: str | Path) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise DataError("manifest file does not exist", path)
-    rows: list[ManifestRow] = []
     suffix = path.suffix.lower()
-    with path.open(newline="", encoding="utf-8") as handle:
+    if suffix not in (".csv", ".tsv", ".jsonl"):
+        raise DataError("manifest must end in .csv, .tsv or .jsonl", path)
+    rows: list[ManifestRow] = []
+    first_line: dict[str, int] = {}
+
+    def add(record: dict[str, object], line_no: int) -> None:
+        row = _row_from_record(record, path, line_no)
+        first = first_line.setdefault(row.utt_id, line_no)
+        if first != line_no:
+            raise DataError(f"duplicate utt_id {_clip(row.utt_id)} (first at line {first})",
+                            path, line_no)
+        rows.append(row)
+
+    with open_text(path) as handle:
         if suffix == ".jsonl":
-            for line_no, text in enumerate(handle, start=1):
+            for line_no, text in numbered_lines(handle, path):
                 if not text.strip():
                     continue
                 try:
                     record = json.loads(text)
                 except json.JSONDecodeError as exc:
                     raise DataError(f"invalid JSON: {exc.msg}", path, line_no) from None
+                except RecursionError:
+                    raise DataError("invalid JSON: nested too deeply", path, line_no) from None
+                except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit limit
+                    reason = str(exc).split(":")[0]
+                    raise DataError(f"invalid JSON: {reason}", path, line_no) from None
                 if not isinstance(record, dict):
                     raise DataError("each JSONL line must be an object", path, line_no)
-                rows.append(_row_from_record(record, path, line_no))
-        elif suffix in (".csv", ".tsv"):
-            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
-            header = reader.fieldnames or []
+                add(record, line_no)
+        else:
+            records = csv_records(handle, path, "\t" if suffix == ".tsv" else ",")
+            header_line, header = next(records, (1, []))
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             if missing:
                 raise DataError(
-                    f"header lacks required column(s) {', '.join(missing)}; found {header}", path, 1
+                    f"header lacks required column(s) {', '.join(missing)}; "
+                    f"found {_clip(header, 200)}",
+                    path, header_line,
                 )
-            for record in reader:
-                rows.append(_row_from_record(record, path, reader.line_num))
-        else:
-            raise DataError("manifest must end in .csv, .tsv or .jsonl", path)
+            twice = sorted({name for name in header if name and header.count(name) > 1})
+            if twice:  # a dict would keep only the last of them: a silently lost column
+                raise DataError(f"header names column(s) {', '.join(twice)} more than once",
+                                path, header_line)
+            for line_no, cells in records:
+                if len(cells) != len(header):
+                    more = "more" if len(cells) > len(header) else "fewer"
+                    raise DataError(f"row has {more} cells ({len(cells)}) than the header has "
+                                    f"columns ({len(header)})", path, line_no)
+                record = {}
+                for name, value in zip(header, cells, strict=True):
+                    if name:
+                        record[name] = value
+                    elif value.strip():
+                        raise DataError("a cell has a value but its column has no name in the "
+                                        "header", path, line_no)
+                add(record, line_no)
     return Manifest(rows, root=path.parent, origin=path)
 
 
@@ -206,7 +316,7 @@ def _record(row: ManifestRow) -> dict[str, object]:
 
 
 def write_manifest(manifest: Manifest | Iterable[ManifestRow], path: str | Path) -> Path:
-    """Write CSV or JSONL (by extension). Paths are written as stored in the rows."""
+    """Write CSV, TSV or JSONL (by extension). Paths are written as stored in the rows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     records = [_record(r) for r in manifest]
@@ -217,7 +327,8 @@ def write_manifest(manifest: Manifest | Iterable[ManifestRow], path: str | Path)
             for record in records:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
-            writer = csv.DictWriter(handle, fieldnames=CORE_COLUMNS + extra_cols)
+            writer = csv.DictWriter(handle, fieldnames=CORE_COLUMNS + extra_cols,
+                                    delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
             writer.writeheader()
             for record in records:
                 writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
