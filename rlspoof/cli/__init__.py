@@ -16,6 +16,7 @@ from rlspoof.cli.data import data_app
 from rlspoof.cli.drift import drift
 from rlspoof.cli.embed import embed
 from rlspoof.cli.evaluate import detect, evaluate
+from rlspoof.cli.launch import accelerate_config
 from rlspoof.cli.pretrain import pretrain
 from rlspoof.cli.train import train
 from rlspoof.errors import RlspoofError
@@ -35,6 +36,7 @@ app.command()(detect)
 app.command()(compare)
 app.command()(drift)
 app.command()(embed)
+app.command(name="accelerate-config")(accelerate_config)
 
 
 def main() -> None:

@@ -51,8 +51,12 @@ class Rollout:
     advantages: torch.Tensor  # (B, G)
 
 
-def make_rollout(logits, labels, args, reward_funcs, reward_weights, generator, columns) -> Rollout:
-    """Group sampling -> rewards -> advantages for one batch (no gradient flows here)."""
+def make_rollout(logits, labels, args, reward_funcs, reward_weights, generator, columns,
+                 gather_rows=None) -> Rollout:
+    """Group sampling -> rewards -> advantages for one batch (no gradient flows here).
+
+    ``gather_rows`` (see ``GRPOTrainer.gather_rows``) makes batch-level advantage statistics
+    cover the micro-batches of every process; None: this batch alone (one process)."""
     logits = logits.detach()
     probs = torch.softmax(logits.float() / args.temperature, dim=-1)
     if args.estimator == "exact":
@@ -64,10 +68,7 @@ def make_rollout(logits, labels, args, reward_funcs, reward_weights, generator, 
     rewards, per_func = compute_rewards(
         reward_funcs, reward_weights.to(logits.device), actions, labels, probs=probs, **columns
     )
-    advantages = group_advantages(
-        rewards, center=args.advantage_center, scale=args.scale_rewards,
-        eps=args.advantage_eps, weights=sample_weights,
-    )
+    advantages = rollout_advantages(rewards, sample_weights, args, gather_rows)
     return Rollout(
         utt_ids=list(columns.get("utt_id", [])),
         actions=actions,
@@ -77,6 +78,31 @@ def make_rollout(logits, labels, args, reward_funcs, reward_weights, generator, 
         rewards_per_func=per_func,
         advantages=advantages,
     )
+
+
+def rollout_advantages(rewards, sample_weights, args, gather_rows=None) -> torch.Tensor:
+    """``group_advantages`` of this batch's rows, with batch-level statistics over the global
+    batch when ``gather_rows`` is given.
+
+    Groups are per utterance and an utterance lives on one process, so group statistics are
+    local to its rank by construction. ``advantage_center: batch`` / ``scale_rewards: batch``
+    use the whole batch, which under DDP is every rank's micro-batch: the rewards (and, in exact
+    mode, the action weights) of all ranks are gathered, the advantages computed on them as one
+    process would on the same global batch, and this rank keeps its own rows. With gradient
+    accumulation the batch is one micro-batch of every rank, as it is one micro-batch on one
+    process.
+    """
+    own = slice(None)
+    batch_level = "batch" in (args.advantage_center, args.scale_rewards)
+    if batch_level and gather_rows is not None:
+        rewards, own = gather_rows(rewards)
+        if sample_weights is not None:
+            sample_weights, _ = gather_rows(sample_weights)
+    advantages = group_advantages(
+        rewards, center=args.advantage_center, scale=args.scale_rewards,
+        eps=args.advantage_eps, weights=sample_weights,
+    )
+    return advantages[own]
 
 
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
@@ -144,6 +170,22 @@ class GRPOTrainer(SpoofTrainer):
                              batch_size=global_batch, repeat_count=self.args.num_iterations,
                              seed=self.args.seed)
 
+    def gather_rows(self, tensor: torch.Tensor) -> tuple[torch.Tensor, slice]:
+        """The rows of a ``(B, ...)`` tensor from every process, in process order, and the
+        slice of them that is this process's (B may differ between processes, e.g. on the
+        last batch of an epoch). Every process must call it, in the same order."""
+        accelerator = self.accelerator
+        if accelerator.num_processes == 1:
+            return tensor, slice(None)
+        size = torch.tensor([tensor.shape[0]], device=tensor.device)
+        sizes = accelerator.gather(size).tolist()
+        padded = tensor.new_zeros((max(sizes), *tensor.shape[1:]))
+        padded[: tensor.shape[0]] = tensor
+        chunks = accelerator.gather(padded).split(max(sizes))
+        rows = torch.cat([chunk[:n] for chunk, n in zip(chunks, sizes, strict=True)])
+        start = sum(sizes[: accelerator.process_index])
+        return rows, slice(start, start + tensor.shape[0])
+
     def sampling_generator(self, device: torch.device) -> torch.Generator:
         """Seeded per process, so a run's decisions are reproducible."""
         if self._generator is None:
@@ -167,8 +209,11 @@ class GRPOTrainer(SpoofTrainer):
         if self.old_model is not None:  # the old policy takes the decisions (PPO / GRPO)
             with torch.no_grad():
                 rollout_logits = self.policy_logits(self.old_model, inputs)
+        # Groups are per utterance, so group statistics stay on the rank holding the utterance;
+        # only batch-level statistics (advantage_center / scale_rewards: batch) cross ranks.
         rollout = make_rollout(rollout_logits, inputs["labels"], self.args, self.reward_funcs,
-                               self.reward_weights, self.sampling_generator(logits.device), columns)
+                               self.reward_weights, self.sampling_generator(logits.device), columns,
+                               gather_rows=self.gather_rows)
         if self.args.num_iterations > 1:
             self._rollouts[position] = rollout
         return rollout
