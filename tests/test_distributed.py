@@ -405,3 +405,7 @@ def test_grpo_sampled_on_two_ranks_seeds_each_process_and_logs_its_metrics(tiny_
         for key in ("reward", "reward_std", "kl", "frac_reward_zero_std", "accuracy"):
             assert key in log and math.isfinite(log[key]), (key, log)
     assert train_logs[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # disable_dropout, equal weights
+    # logged metrics are means over both ranks' micro-batches, not rank 0's alone
+    for k, log in enumerate(train_logs):
+        rewards = [torch.tensor(r["rollouts"][k]["rewards"]).mean().item() for r in records]
+        assert log["reward"] == pytest.approx(sum(rewards) / 2, abs=1e-6), (k, log, rewards)

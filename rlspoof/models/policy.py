@@ -354,9 +354,12 @@ class SpoofPolicy(nn.Module):
             "metadata": dict(self.metadata if metadata is None else metadata),
         }
 
-    def save_pretrained(self, save_directory: str | Path, metadata: dict | None = None) -> Path:
+    def save_pretrained(self, save_directory: str | Path, metadata: dict | None = None,
+                        state_dict: dict[str, torch.Tensor] | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors``; ``metadata`` (JSON-serialisable,
-        e.g. ``{"recipe": {...}}``) defaults to ``self.metadata``. Returns the folder."""
+        e.g. ``{"recipe": {...}}``) defaults to ``self.metadata``. ``state_dict`` replaces this
+        module's own (the full weights the Trainer gathers under ZeRO-3, where each rank's
+        parameters are empty shards). Returns the folder."""
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         config = self.checkpoint_config(metadata)
@@ -365,7 +368,7 @@ class SpoofPolicy(nn.Module):
         except TypeError as exc:
             raise RlspoofError(f"{folder}: metadata is not JSON-serialisable: {exc}") from exc
         state, seen = {}, set()
-        for key, tensor in self.state_dict().items():
+        for key, tensor in (self.state_dict() if state_dict is None else state_dict).items():
             t = tensor.detach().to("cpu").contiguous()
             ptr = (t.untyped_storage().data_ptr(), t.storage_offset())
             if ptr in seen:  # safetensors refuses tensors that share memory

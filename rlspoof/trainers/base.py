@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from accelerate.utils import gather_object
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
@@ -225,9 +226,19 @@ class SpoofTrainer(Trainer):
                            best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._metrics:
-            logs = {**logs, **{k: sum(v) / len(v) for k, v in self._metrics.items() if v}}
+        """Training logs carry the means of the recorded metrics over every process's
+        micro-batches since the last log (every process calls ``log``)."""
+        if "loss" in logs:
+            recorded = {k: (sum(v), len(v)) for k, v in self._metrics.items() if v}
             self._metrics.clear()
+            if self.accelerator.num_processes > 1:
+                merged: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+                for part in gather_object([recorded]):
+                    for key, (total, count) in part.items():
+                        merged[key][0] += total
+                        merged[key][1] += count
+                recorded = merged
+            logs = {**logs, **{k: total / count for k, (total, count) in recorded.items()}}
         super().log(logs, start_time)
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
@@ -240,6 +251,6 @@ class SpoofTrainer(Trainer):
             recipe_path = save_resolved(self.recipe_configs, output_dir)
             recipe = {"recipe_file": recipe_path.name}
         trainable, total = count_parameters(policy)
-        policy.save_pretrained(output_dir, metadata={
+        policy.save_pretrained(output_dir, state_dict=state_dict, metadata={
             "training": recipe, "trainer": type(self).__name__,
             "parameters": {"trainable": trainable, "total": total}})
