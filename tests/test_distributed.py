@@ -409,3 +409,28 @@ def test_grpo_sampled_on_two_ranks_seeds_each_process_and_logs_its_metrics(tiny_
     for k, log in enumerate(train_logs):
         rewards = [torch.tensor(r["rollouts"][k]["rewards"]).mean().item() for r in records]
         assert log["reward"] == pytest.approx(sum(rewards) / 2, abs=1e-6), (k, log, rewards)
+
+
+@pytest.mark.slow
+def test_sft_with_zero3_saves_the_full_policy(tiny_corpus, tmp_path, sft_reference):
+    """ZeRO-3 partitions the weights themselves (threshold 0: every parameter), so each rank's
+    module holds empty shards; the saved folder must hold the weights the Trainer gathers."""
+    pytest.importorskip("deepspeed",
+                        reason="deepspeed is not installed (pip install 'rlspoof[deepspeed]')")
+    ds_config = tmp_path / "zero3.json"
+    ds_config.write_text(json.dumps({
+        "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0,
+                              "stage3_gather_16bit_weights_on_model_save": True},
+        "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
+        "train_batch_size": "auto", "gradient_clipping": "auto"}))
+    recipe = _recipe(tmp_path, tiny_corpus, "run", method="sft", per_device_train_batch_size=4,
+                     deepspeed=str(ds_config), eval_strategy="no")
+    _launch(_torchrun(), ["--no-dropout", str(tmp_path / "record"), "train", str(recipe)],
+            cwd=tmp_path, timeout=900)
+    saved = load_file(str(tmp_path / "run" / "model.safetensors"))
+    reference = load_file(str(sft_reference[1] / "model.safetensors"))
+    assert saved.keys() == reference.keys()
+    for key in reference:
+        assert saved[key].shape == reference[key].shape, key  # not an empty shard
+        torch.testing.assert_close(saved[key], reference[key], atol=WEIGHT_ATOL, rtol=0)
+    SpoofPolicy.from_pretrained(tmp_path / "run")
