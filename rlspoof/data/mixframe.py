@@ -127,9 +127,11 @@ class MixFrameDataset(SpoofDataset):
         if max_spans < 1:
             raise RlspoofError(f"mixframe_max_spans must be >= 1, got {max_spans}")
         self.prob, self.max_spans, self.mode, self.blend_weight = prob, max_spans, mode, blend_weight
+        if not 0 < span_seconds[0] <= span_seconds[1]:
+            raise RlspoofError(f"mixframe_span_seconds must be [min, max] with 0 < min <= max, "
+                               f"got {list(span_seconds)}")
         self.span_samples = tuple(max(1, round(s * self.sample_rate)) for s in span_seconds)
         self.crossfade = round(crossfade_seconds * self.sample_rate)
-        draw_spans(10**9, np.random.default_rng(0), self.span_samples, 1)  # validate now, not mid-run
         self.rows_by_label = {
             label: np.flatnonzero([row.label == name for row in self.manifest])
             for label, name in enumerate(LABELS)
