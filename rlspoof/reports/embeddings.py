@@ -308,8 +308,9 @@ def embedding_report(
             "class_separation": _finite_or_none(separation),
             "explained_variance_ratio": [float(r) for r in ratio],
         }
-        panels.append((f"{name} (separation {separation:.2f}; variance: PC1 {100 * ratio[0]:.0f}%, "
-                       f"PC2 {100 * ratio[1]:.0f}%)", points, labels, attacks))
+        panels.append((f"{name}: separation {separation:.2f}\n"
+                       f"(PC1 {100 * ratio[0]:.0f}%, PC2 {100 * ratio[1]:.0f}% of the variance)",
+                       points, labels, attacks))
     out = Path(out_dir)
     set_name = set_name or (Path(manifest.origin).stem if manifest.origin else "set")
     title = f"Utterance embeddings on {set_name}, PCA per model"
