@@ -51,13 +51,24 @@ def _stats():
     return stats
 
 
+def _as_numbers(values, name: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numbers: {exc}") from exc
+
+
+def _checked_finite(arr: np.ndarray, name: str) -> np.ndarray:
+    bad = int(np.count_nonzero(~np.isfinite(arr)))
+    if bad:
+        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN/Inf)")
+    return arr
+
+
 def _as_sample(values, name: str) -> np.ndarray:
     """A non-empty finite 1-D float64 array; a 2-D input is refused, not flattened (flattening
     an (N, D) embedding array would silently mix its dimensions into one score sample)."""
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numbers: {exc}") from exc
+    arr = _as_numbers(values, name)
     if arr.ndim != 1:
         raise ValueError(
             f"{name} must be a 1-D score sample, got shape {arr.shape}; "
@@ -65,26 +76,17 @@ def _as_sample(values, name: str) -> np.ndarray:
         )
     if arr.size == 0:
         raise ValueError(f"{name} is empty: drift needs at least one value on each side")
-    bad = int(np.count_nonzero(~np.isfinite(arr)))
-    if bad:
-        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN/Inf)")
-    return arr
+    return _checked_finite(arr, name)
 
 
 def _as_cloud(values, name: str) -> np.ndarray:
     """A finite (N, D) float64 array with N >= 1 and D >= 1."""
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numbers: {exc}") from exc
+    arr = _as_numbers(values, name)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be an (N, D) embedding array, got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
-    bad = int(np.count_nonzero(~np.isfinite(arr)))
-    if bad:
-        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN/Inf)")
-    return arr
+    return _checked_finite(arr, name)
 
 
 def _as_data(values, name: str) -> np.ndarray:
