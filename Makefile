@@ -30,22 +30,28 @@ ENCODER     := runs/pretrained/encoder/model.safetensors
 POSTTRAINED := runs/posttrained/model.safetensors
 EMBEDDINGS  := runs/embeddings/embeddings.png
 DEMO_SEEDS ?= 1234
+# Each stage's wall time is appended here (stage<TAB>seconds); the demo ends by printing the
+# latest time of every stage (cached stages keep the time of the run that made them).
+TIMES := runs/stage_times.tsv
+timed = @echo '$(strip $(2))'; mkdir -p runs; start=$$(date +%s); $(2) && printf '%s\t%s\n' "$(1)" "$$(( $$(date +%s) - start ))" >> $(TIMES)
 
 demo: install $(POSTTRAINED) $(EMBEDDINGS)
-	$(BIN)/rlspoof compare recipes/mini/compare.yaml --seeds $(DEMO_SEEDS)
+	$(call timed,compare,$(BIN)/rlspoof compare recipes/mini/compare.yaml --seeds $(DEMO_SEEDS))
+	@echo "Wall time per stage (s; $(TIMES)):"; awk -F'\t' '!($$1 in t) {order[++n] = $$1} \
+		{t[$$1] = $$2} END {for (i = 1; i <= n; i++) printf "  %-12s %6d\n", order[i], t[order[i]]}' $(TIMES)
 
-$(CORPUS): | install
-	$(BIN)/rlspoof data synth --size small --out data/mini
+$(CORPUS): $(wildcard rlspoof/data/synth/*.py) | install
+	$(call timed,corpus,$(BIN)/rlspoof data synth --size small --out data/mini)
 
 $(ENCODER): recipes/mini/pretrain.yaml $(CORPUS)
-	$(BIN)/rlspoof pretrain recipes/mini/pretrain.yaml
+	$(call timed,pretrain,$(BIN)/rlspoof pretrain recipes/mini/pretrain.yaml)
 
 $(POSTTRAINED): recipes/mini/posttrain.yaml $(ENCODER)
-	$(BIN)/rlspoof train recipes/mini/posttrain.yaml
+	$(call timed,posttrain,$(BIN)/rlspoof train recipes/mini/posttrain.yaml)
 
 $(EMBEDDINGS): $(POSTTRAINED)
-	$(BIN)/rlspoof embed --model pretrained=runs/pretrained/encoder --model posttrained=runs/posttrained \
-		--manifest data/mini/eval.csv --out runs/embeddings
+	$(call timed,embeddings,$(BIN)/rlspoof embed --model pretrained=runs/pretrained/encoder \
+		--model posttrained=runs/posttrained --manifest data/mini/eval.csv --out runs/embeddings)
 
 bench: install
 	$(BIN)/python benchmarks/baseline_lfcc.py --size small --out benchmarks/results/baseline_lfcc_small.json

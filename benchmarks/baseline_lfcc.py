@@ -13,6 +13,7 @@ Prints JSON; every number is labelled as coming from the synthetic corpus.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -29,7 +30,7 @@ from rlspoof.data.synth.corpus import build_corpus
 from rlspoof.metrics import compute_eer
 from rlspoof.provenance import emit_report, run_facts
 
-EVAL_SPLITS = ("dev", "eval", "eval_unseen_attack", "eval_channel")
+EVAL_SPLITS = ("dev", "eval", "eval_unseen_attack", "eval_channel", "target_eval")
 
 
 def _features(path: str) -> np.ndarray:
@@ -85,6 +86,7 @@ def main() -> None:
         "benchmark": "baseline_lfcc_logreg",
         "corpus": f"rlspoof built-in SYNTHETIC corpus, size={args.size}, seed={args.seed}",
         "synthetic": True,
+        "corpus_version": json.loads((corpus / "corpus.json").read_text())["corpus_version"],
         "model": "StandardScaler + LogisticRegression on LFCC(20)+deltas mean/std (120 dims)",
         "train_utterances": len(train),
         "results": results,

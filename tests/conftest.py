@@ -30,8 +30,9 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory):
-    """(folder, manifest) of the small synthetic corpus (the demo's), seed 11; only the slow
-    learning tests use it: the tiny corpus (4 training speakers) is too small to generalise."""
+    """(folder, manifest) of the train and dev splits of the small synthetic corpus (the demo's),
+    seed 11; only the slow learning tests use it: the tiny corpus (4 training speakers) is too
+    small to generalise, and they need no evaluation split."""
     out = tmp_path_factory.mktemp("small_corpus")
-    manifest = build_corpus(out, size="small", seed=11, n_jobs=2)
+    manifest = build_corpus(out, size="small", seed=11, n_jobs=2, splits=["train", "dev"])
     return out, manifest

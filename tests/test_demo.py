@@ -19,10 +19,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _demo_commands() -> list[list[str]]:
-    """The rlspoof commands of the Makefile's demo targets, in pipeline order."""
-    text = (REPO / "Makefile").read_text().replace("\\\n", " ")
-    commands = re.findall(r"\$\(BIN\)/rlspoof (.+)", text)
-    return [line.replace("$(DEMO_SEEDS)", "1").split() for line in commands]
+    """The rlspoof commands of the Makefile's demo targets, in pipeline order (each inside a
+    ``$(call timed,STAGE,COMMAND)``, whose closing parenthesis ends it)."""
+    text = (REPO / "Makefile").read_text().replace("\\\n", " ").replace("$(DEMO_SEEDS)", "1")
+    commands = re.findall(r"\$\(BIN\)/rlspoof ([^)\n]+)", text)
+    return [line.split() for line in commands]
 
 
 def test_the_makefile_demo_runs_end_to_end_with_the_shipped_recipes(tiny_corpus, tmp_path, monkeypatch):

@@ -123,6 +123,33 @@ def test_manifests_and_card_on_disk(tiny_corpus):
     assert card["target_attacks"] == list(TARGET_ATTACKS)
 
 
+def test_small_evaluation_sets_resolve_a_two_point_difference():
+    """Every scored-only split of the demo corpus has >= 1,000 trials, half of them bonafide,
+    and only the training splits keep the long clips."""
+    spec = SIZES["small"]
+    for split in split_specs(spec):
+        trials = split.n_bonafide + split.n_spoof_per_attack * len(split.attacks)
+        if split.name in ("eval", "target_eval", "eval_unseen_attack", "eval_channel"):
+            assert trials >= 1000 and split.n_bonafide * 2 == trials, split
+        expected = spec.duration if split.name in ("train", "target_train") else spec.eval_duration
+        assert spec.duration_of(split.name) == expected
+
+
+def test_a_subset_of_splits_is_the_same_audio(tiny_corpus, tmp_path):
+    folder, manifest = tiny_corpus
+    part = build_corpus(tmp_path, size="tiny", seed=7, n_jobs=1, splits=["dev"])
+    assert {r.split for r in part} == {"dev"}
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["dev.csv", "manifest.csv"]
+    assert set(json.loads((tmp_path / "corpus.json").read_text())["splits"]) == {"dev"}
+    full = {r.utt_id: r for r in manifest.filter(split="dev")}
+    assert [r.utt_id for r in part] == list(full)
+    for row in part:
+        np.testing.assert_array_equal(load_audio(tmp_path / row.path),
+                                      load_audio(folder / full[row.utt_id].path))
+    with pytest.raises(ValueError, match="unknown split"):
+        build_corpus(tmp_path, size="tiny", splits=["devv"])
+
+
 def test_unknown_size_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="tiny, small, medium"):
         build_corpus(tmp_path, size="huge")
@@ -143,6 +170,20 @@ def context_factory():
         return AttackContext(script, speaker, channel, take, np.random.default_rng(11), strength)
 
     return make
+
+
+def test_formant_cascade_fast_path_equals_scipy_sosfilt(monkeypatch):
+    """The in-place kernel path gives the numbers of the public ``sosfilt`` (its fallback)."""
+    from rlspoof.data.synth import voice
+
+    rng = np.random.default_rng(0)
+    n_frames = 37
+    x = rng.standard_normal(n_frames * voice.FRAME - 13)  # last frame partial
+    sections = voice._resonator_sos(rng.uniform(200, 4000, size=(n_frames, 5)))
+    fast = voice._time_varying_cascade(x, sections)
+    monkeypatch.setattr(voice, "_sosfilt_inplace", None)
+    np.testing.assert_allclose(fast, voice._time_varying_cascade(x, sections), rtol=0, atol=1e-12)
+    assert np.std(fast) > 0
 
 
 def test_rendered_voice_has_speaker_pitch_and_pauses(context_factory):

@@ -51,13 +51,16 @@ def test_sft_lowers_dev_eer_below_chance(small_corpus, tmp_path):
     corpus, _ = small_corpus
     folder = _train(tmp_path, corpus, "sft")
     eer = _dev_eer(folder, corpus)
-    # 200 dev trials from unseen speakers: chance EER 0.5 has a standard error of ~0.035
+    # 400 dev trials from unseen speakers: chance EER 0.5 has a standard error of ~0.025
     assert eer < CHANCE_EER - 0.05, f"dev EER {eer:.3f} after 300 SFT steps"
 
 
 def test_grpo_improves_a_weak_checkpoint(small_corpus, tmp_path):
     corpus, _ = small_corpus
-    weak = _train(tmp_path, corpus, "weak", max_steps=60)
+    # Weak = has learned almost nothing: with the tiny preset even 5 SFT steps at lr 1e-3 reach
+    # the ~0.38 dev EER plateau that the other trainers also stop at (it separates lpc_vocoder
+    # only), which leaves no room to show an improvement on 400 dev trials.
+    weak = _train(tmp_path, corpus, "weak", max_steps=20, learning_rate=1.0e-5)
     weak_eer = _dev_eer(weak, corpus)
     grpo = _train(tmp_path, corpus, "grpo", method="grpo", model_name_or_path=str(weak),
                   max_steps=240, num_generations=8, beta=0.04)

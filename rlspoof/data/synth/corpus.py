@@ -51,7 +51,9 @@ from rlspoof.data.synth.voice import (
 )
 
 SOURCE = "rlspoof-synthetic"
-CORPUS_VERSION = 2
+#: 3: evaluation sets of 1,000 trials (500 bonafide, 500 spoof) in the small size, so a 2 pp EER
+#: difference between two methods is resolvable on paired trials; shorter evaluation clips.
+CORPUS_VERSION = 3
 SEEN_ATTACKS = ("griffin_lim", "lpc_vocoder", "oversmoothed", "upsample_tones")
 TARGET_ATTACKS = ("codec_laundering", "bandlimit_upsample")
 UNSEEN_ATTACKS = ("frame_splice", "mel_inversion")
@@ -84,12 +86,22 @@ class SplitSpec:
 POOLS = ("train", "dev", "eval", "target_train", "target_eval")
 
 
+#: Splits used for training; the others are scored only (``SizeSpec.eval_duration``).
+TRAIN_SPLITS = ("train", "target_train")
+
+
 @dataclass(frozen=True)
 class SizeSpec:
     n_speakers: tuple[int, int, int, int, int]  # one count per pool in POOLS
-    duration: tuple[float, float]  # seconds, uniform
+    duration: tuple[float, float]  # seconds, uniform (training splits)
     bonafide: dict[str, int]  # per split
     spoof_per_attack: dict[str, int]
+    #: Clip length of the dev and evaluation splits: shorter clips keep 1,000-trial sets cheap
+    #: to synthesise and score (training crops are 2 s, so longer clips add little).
+    eval_duration: tuple[float, float] | None = None
+
+    def duration_of(self, split: str) -> tuple[float, float]:
+        return self.duration if split in TRAIN_SPLITS or self.eval_duration is None else self.eval_duration
 
 
 SIZES: dict[str, SizeSpec] = {
@@ -98,16 +110,19 @@ SIZES: dict[str, SizeSpec] = {
                       "target_eval": 8, "eval_unseen_attack": 8, "eval_channel": 8},
                      {"train": 4, "dev": 2, "eval": 2, "target_train": 8, "target_dev": 4,
                       "target_eval": 4, "eval_unseen_attack": 4, "eval_channel": 2}),
+    # Evaluation sets: 500 bonafide + 500 spoof trials; dev sets (checked during training): 400.
     "small": SizeSpec((24, 8, 12, 16, 8), (1.5, 3.0),
-                      {"train": 240, "dev": 100, "eval": 100, "target_train": 160, "target_dev": 60,
-                       "target_eval": 100, "eval_unseen_attack": 100, "eval_channel": 100},
-                      {"train": 60, "dev": 25, "eval": 25, "target_train": 80, "target_dev": 30,
-                       "target_eval": 50, "eval_unseen_attack": 50, "eval_channel": 25}),
+                      {"train": 240, "dev": 200, "eval": 500, "target_train": 160, "target_dev": 200,
+                       "target_eval": 500, "eval_unseen_attack": 500, "eval_channel": 500},
+                      {"train": 60, "dev": 50, "eval": 125, "target_train": 80, "target_dev": 100,
+                       "target_eval": 250, "eval_unseen_attack": 250, "eval_channel": 125},
+                      eval_duration=(1.0, 2.0)),
     "medium": SizeSpec((60, 16, 24, 40, 16), (2.0, 4.0),
-                       {"train": 1000, "dev": 300, "eval": 400, "target_train": 600, "target_dev": 200,
-                        "target_eval": 300, "eval_unseen_attack": 400, "eval_channel": 400},
-                       {"train": 250, "dev": 75, "eval": 100, "target_train": 300, "target_dev": 100,
-                        "target_eval": 150, "eval_unseen_attack": 200, "eval_channel": 100}),
+                       {"train": 1000, "dev": 300, "eval": 1000, "target_train": 600, "target_dev": 200,
+                        "target_eval": 1000, "eval_unseen_attack": 1000, "eval_channel": 1000},
+                       {"train": 250, "dev": 75, "eval": 250, "target_train": 300, "target_dev": 100,
+                        "target_eval": 500, "eval_unseen_attack": 500, "eval_channel": 250},
+                       eval_duration=(1.5, 3.0)),
 }
 
 
@@ -194,7 +209,8 @@ def _run_job(job: UtteranceJob) -> tuple[float, dict[str, str]]:
     return len(wave) / SAMPLE_RATE, extra
 
 
-def plan_jobs(out: Path, size: str, seed: int) -> list[UtteranceJob]:
+def plan_jobs(out: Path, size: str, seed: int,
+              splits: Iterable[str] | None = None) -> list[UtteranceJob]:
     spec = SIZES[size]
     pools: dict[str, list[int]] = {}
     start = 0
@@ -203,6 +219,8 @@ def plan_jobs(out: Path, size: str, seed: int) -> list[UtteranceJob]:
         start += count
     jobs = []
     for split in split_specs(spec):
+        if splits is not None and split.name not in splits:
+            continue
         labels = [(BONAFIDE, "-")] * split.n_bonafide + [
             (SPOOF, a) for a in split.attacks for _ in range(split.n_spoof_per_attack)
         ]
@@ -213,23 +231,32 @@ def plan_jobs(out: Path, size: str, seed: int) -> list[UtteranceJob]:
             jobs.append(UtteranceJob(
                 seed=seed, split=split.name, index=index, speaker_index=spk,
                 speaker_id=f"SPK_{spk:04d}", label=label, attack=attack,
-                duration_range=spec.duration, channel_shift=split.channel_shift,
+                duration_range=spec.duration_of(split.name), channel_shift=split.channel_shift,
                 out_path=str(out / "audio" / split.name / f"{utt}.flac"), far_field=split.far_field,
             ))
     return jobs
 
 
 def build_corpus(out: str | Path, size: str = "small", seed: int = 1234,
-                 n_jobs: int | None = None, progress=None) -> Manifest:
+                 n_jobs: int | None = None, progress=None,
+                 splits: Iterable[str] | None = None) -> Manifest:
     """Generate the corpus into ``out`` and return its manifest.
 
     ``progress`` is an optional callable ``progress(done, total)`` (the CLI passes a rich bar).
+    ``splits`` builds only those splits (tests that need the training data alone); every
+    utterance is the same as in the full corpus.
     """
     if size not in SIZES:
         raise ValueError(f"unknown corpus size {size!r}; choose one of {', '.join(SIZES)}")
+    known = [s.name for s in split_specs(SIZES[size])]
+    if splits is not None:
+        splits = list(splits)
+        unknown = sorted(set(splits) - set(known))
+        if unknown:
+            raise ValueError(f"unknown split(s) {unknown}; choose from {', '.join(known)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = plan_jobs(out, size, seed)
+    jobs = plan_jobs(out, size, seed, splits)
     n_jobs = n_jobs or os.cpu_count() or 1
     results = []
     if n_jobs == 1:
@@ -244,7 +271,8 @@ def build_corpus(out: str | Path, size: str = "small", seed: int = 1234,
                 if progress:
                     progress(i + 1, len(jobs))
 
-    domains = {s.name: s.domain for s in split_specs(SIZES[size])}
+    domains = {s.name: s.domain for s in split_specs(SIZES[size])
+               if splits is None or s.name in splits}
     rows = []
     for job, (duration, extra) in zip(jobs, results, strict=True):
         rows.append(ManifestRow(
@@ -272,6 +300,8 @@ def build_corpus(out: str | Path, size: str = "small", seed: int = 1234,
         "target_room": {"rt60_s": list(FAR_FIELD_RT60), "drr_db": list(FAR_FIELD_DRR_DB)},
         "attack_systems": {name: fam.system for name, fam in ATTACKS.items()},
         "channel_shifts": list(CHANNELS),
+        "strength_range": list(STRENGTH_RANGE),
+        "clip_seconds": {split: list(SIZES[size].duration_of(split)) for split in domains},
         "splits": {
             split: {
                 "domain": domains[split],
