@@ -26,7 +26,7 @@ import torch
 
 from rlspoof.data.audio import load_audio
 from rlspoof.data.manifest import LABEL2ID, read_manifest
-from rlspoof.metrics import compute_eer
+from rlspoof.metrics.report import POOLED, grouped_metrics
 from rlspoof.models.encoders import EncoderConfig, tiny_encoder_config
 from rlspoof.models.policy import PolicyConfig, build_policy
 
@@ -60,21 +60,15 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def load_split(corpus: Path, split: str, limit: int | None = None):
+def load_split(corpus: Path, split: str):
     manifest = read_manifest(corpus / f"{split}.csv")
-    rows = list(manifest)[:limit] if limit else list(manifest)
-    waves = [load_audio(manifest.audio_path(r)) for r in rows]
-    return rows, waves
+    return list(manifest), [load_audio(manifest.audio_path(r)) for r in manifest]
 
 
-def eer_by_family(rows, scores):
-    labels = np.array([LABEL2ID[r.label] for r in rows])
-    bona = scores[labels == 0]
-    out = {"all": float(compute_eer(bona, scores[labels == 1])[0])}
-    for fam in sorted({r.attack for r in rows if r.label == "spoof"}):
-        sel = np.array([r.attack == fam for r in rows])
-        out[fam] = float(compute_eer(bona, scores[sel])[0])
-    return out
+def eer_by_family(rows, scores) -> dict[str, float]:
+    """EER of all trials (``all``) and of each family against every bonafide trial (ASVspoof)."""
+    table = grouped_metrics(scores, [r.label for r in rows], [r.attack for r in rows])
+    return {("all" if name == POOLED else name): float(m["eer"]) for name, m in table.items()}
 
 
 def run(args, variant: str, seed: int, data):
@@ -151,8 +145,9 @@ def run(args, variant: str, seed: int, data):
 
 
 def stft_init(model):
-    """First conv = Hann-windowed sinusoids at 4 phases x 64 linear frequencies; second = the sum
-    of the 4 phases of each frequency: at init the CNN computes a (normalised) magnitude spectrum."""
+    """First conv = Hann-windowed sinusoids at 4 phases x (channels / 4) linear frequencies up
+    to 8 kHz; second = the sum of the 4 phases of each frequency: at init the CNN computes a
+    (normalised) magnitude spectrum. With ``sqrtsoftplus``, later 1x1 layers start as identity."""
     convs = model.feature_extractor.conv_layers
     w0 = convs[0].conv.weight  # (C0, 1, K)
     c0, _, k = w0.shape
@@ -186,7 +181,8 @@ def stft_init(model):
 
 
 class LogSpec(torch.nn.Module):
-    """Diagnostic only: (B, L) waves -> (B, 257, T) per-utterance normalised log spectrogram."""
+    """Diagnostic only: (B, L) waves -> (B, 201, T) log power spectrogram (400-sample frames,
+    160 hop, as the conv front end), normalised per frequency over time."""
 
     def forward(self, x):
         spec = torch.stft(x, 400, 160, 400, torch.hann_window(400), center=False,
