@@ -3,13 +3,13 @@
 Trains a SpoofPolicy (tiny wav2vec2 variants from random init, or ``path:FOLDER`` for a
 pre-trained encoder) from scratch by plain supervised steps (AdamW, label-balanced batches of
 random crops) on the old-domain ``train`` split, decoded once into memory, then scores ``dev``,
-``eval`` and any other split. Prints one JSON line per run: EER per set and per attack family,
-training seconds, parameters. SYNTHETIC corpus; results in benchmarks/results/frontend_sweep.json.
+``eval`` and any other split. Prints one JSON line per run: EER per set, per attack family and
+per attack-strength quarter, training seconds, parameters. SYNTHETIC corpus; results in benchmarks/results/frontend_sweep.json.
 
     python benchmarks/frontend_sweep.py --corpus data/mini --variant tiny --variant cnn_log \
         --steps 400 --eval dev eval --eval-crop 1.5
 
-Variants are front ends within a transformers wav2vec2 config (plus two non-rlspoof reference
+Variants are front ends within a transformers wav2vec2 config (plus non-rlspoof reference
 CNNs), so that a preset change is measured before it is made. This is a diagnostic harness
 with its own training loop (no Trainer, no checkpoints), written for speed of iteration.
 """
@@ -35,8 +35,9 @@ _STFT_POW = {"conv_dim": (512, 128, 128), "conv_kernel": (400, 1, 1), "conv_stri
              "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
              "_init": "stft", "_freeze": True}
 #: Encoder config overrides on the tiny wav2vec2 preset; ``_init``/``_freeze``/``_pooling`` are
-#: this script's own switches. ``cnn_log``/``cnn_lin`` are not rlspoof detectors: reference
-#: points (a small 2D CNN on a log or linear spectrogram) for what the corpus allows.
+#: this script's own switches. ``cnn_*`` are not rlspoof detectors: reference points (a small
+#: 2D CNN on a log or linear spectrogram, or on the frozen power-law front end's output) for
+#: what the corpus allows; ``pow_hybrid`` puts that CNN beside the transformer.
 VARIANTS: dict[str, dict] = {
     "tiny": {},  # the current preset: learned 400/160 conv, 128 channels, layer norm
     "group_norm": {"feat_extract_norm": "group"},  # per-channel normalisation over time
@@ -51,12 +52,17 @@ VARIANTS: dict[str, dict] = {
     "pow512_h128_frozen": _STFT_POW,
     "pow512_h128_frozen_conv2d": {**_STFT_POW, "_pooling": "conv2d"},
     "tiny_conv2d": {"_pooling": "conv2d"},
+    "pow512_h128_frozen_stats": {**_STFT_POW, "_pooling": "attentive_stats"},
     # diagnostic: an exact log spectrogram in place of the CNN, same transformer
     "logspec_h128": {"conv_dim": (512, 201), "conv_kernel": (400, 1), "conv_stride": (160, 1),
                      "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
                      "_init": "logspec"},
     "cnn_log": {},
     "cnn_lin": {},
+    # the reference CNN on the frozen power-law front end's output (B, 128 bins, T)
+    "cnn_pow": {},
+    # pow512_h128_frozen's transformer (mean-pooled) and cnn_pow's CNN on its front end, one head
+    "pow_hybrid": {**_STFT_POW, "_hybrid": True},
 }
 
 
@@ -67,8 +73,15 @@ def load_split(corpus: Path, split: str):
 
 def eer_by_family(rows, scores) -> dict[str, float]:
     """EER of all trials (``all``) and of each family against every bonafide trial (ASVspoof)."""
-    table = grouped_metrics(scores, [r.label for r in rows], [r.attack for r in rows])
-    return {("all" if name == POOLED else name): float(m["eer"]) for name, m in table.items()}
+    labels = [r.label for r in rows]
+    table = grouped_metrics(scores, labels, [r.attack for r in rows])
+    out = {("all" if name == POOLED else name): float(m["eer"]) for name, m in table.items()}
+    if any(r.extra.get("strength") for r in rows):  # how much of the EER the weak spoofs make
+        bins = ["-" if r.label == "bonafide" else
+                f"strength_{min(3, int(float(r.extra['strength']) * 4))}/4" for r in rows]
+        out.update({name: float(m["eer"]) for name, m in grouped_metrics(scores, labels, bins).items()
+                    if name != POOLED})
+    return out
 
 
 def run(args, variant: str, seed: int, data):
@@ -76,6 +89,12 @@ def run(args, variant: str, seed: int, data):
     rng = np.random.default_rng(seed)
     if variant.startswith("cnn_"):
         policy = SpecCNN(log=variant == "cnn_log")
+        if variant == "cnn_pow":
+            from transformers import Wav2Vec2Model
+            spec = {k: v for k, v in _STFT_POW.items() if not k.startswith("_")}
+            fe = Wav2Vec2Model(tiny_encoder_config("wav2vec2", **spec))
+            stft_init(fe)
+            policy.front = fe.feature_extractor.requires_grad_(False)
     elif variant.startswith("path:"):
         enc = EncoderConfig(name_or_path=variant[5:], freeze="none")
     else:
@@ -90,6 +109,7 @@ def run(args, variant: str, seed: int, data):
         init = spec.pop("_init", None)
         freeze = spec.pop("_freeze", False)
         args.pooling = spec.pop("_pooling", "mean")
+        hybrid = spec.pop("_hybrid", False)
         model = Wav2Vec2Model(tiny_encoder_config("wav2vec2", **spec))
         if init == "stft":
             stft_init(model)
@@ -100,6 +120,8 @@ def run(args, variant: str, seed: int, data):
         if freeze:
             for p_ in policy.encoder.feature_extractor.parameters():
                 p_.requires_grad_(False)
+        if hybrid:
+            policy = HybridPolicy(policy)
     params = sum(p.numel() for p in policy.parameters())
     opt = torch.optim.AdamW([p_ for p_ in policy.parameters() if p_.requires_grad], lr=args.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -217,6 +239,7 @@ class SpecCNN(torch.nn.Module):
     def __init__(self, log: bool):
         super().__init__()
         self.log = log
+        self.front = None  # optional frozen rlspoof front end (variant cnn_pow)
         c = 16
         self.net = torch.nn.Sequential(
             torch.nn.Conv2d(1, c, 3, padding=1), torch.nn.BatchNorm2d(c), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
@@ -225,6 +248,10 @@ class SpecCNN(torch.nn.Module):
             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(2 * c, 2))
 
     def forward(self, x, attention_mask=None):
+        if self.front is not None:
+            spec = self.front(x)
+            spec = (spec - spec.mean((1, 2), keepdim=True)) / (spec.std((1, 2), keepdim=True) + 1e-5)
+            return self.net(spec.unsqueeze(1))
         spec = torch.stft(x, 512, 160, 400, torch.hann_window(400), return_complex=True).abs() ** 2
         spec = torch.log(spec + 1e-10) if self.log else spec / (spec.mean((1, 2), keepdim=True) + 1e-10)
         spec = (spec - spec.mean((1, 2), keepdim=True)) / (spec.std((1, 2), keepdim=True) + 1e-5)
@@ -239,6 +266,29 @@ class SpecCNN(torch.nn.Module):
                 out.append(float(logits[0, 0] - logits[0, 1]))
         self.train()
         return np.array(out)
+
+
+class HybridPolicy(torch.nn.Module):
+    """Diagnostic: the transformer's pooled frames and a 2D CNN on the (frozen) front end's
+    spectrum, concatenated into one linear head."""
+
+    def __init__(self, policy):
+        super().__init__()
+        self.policy = policy
+        c = 16
+        self.cnn = torch.nn.Sequential(
+            torch.nn.Conv2d(1, c, 3, padding=1), torch.nn.BatchNorm2d(c), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(c, 2 * c, 3, padding=1), torch.nn.BatchNorm2d(2 * c), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(2 * c, 2 * c, 3, padding=1), torch.nn.BatchNorm2d(2 * c), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        self.head = torch.nn.Linear(policy.pooling.out_dim + 2 * c, 2)
+
+    def forward(self, x, attention_mask=None):
+        spec = self.policy.encoder.feature_extractor(x)
+        spec = (spec - spec.mean((1, 2), keepdim=True)) / (spec.std((1, 2), keepdim=True) + 1e-5)
+        return self.head(torch.cat([self.policy.embed(x), self.cnn(spec.unsqueeze(1))], -1))
+
+    score = SpecCNN.score
 
 
 def build_policy_like(policy, args):
