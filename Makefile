@@ -44,10 +44,10 @@ $(CORPUS): $(wildcard rlspoof/data/synth/*.py) | install
 	$(call timed,corpus,$(BIN)/rlspoof data synth --size small --out data/mini)
 
 $(ENCODER): recipes/mini/pretrain.yaml $(CORPUS)
-	$(call timed,pretrain,$(BIN)/rlspoof pretrain recipes/mini/pretrain.yaml)
+	$(call timed,pretrain,$(BIN)/rlspoof pretrain recipes/mini/pretrain.yaml --overwrite)
 
 $(POSTTRAINED): recipes/mini/posttrain.yaml $(ENCODER)
-	$(call timed,posttrain,$(BIN)/rlspoof train recipes/mini/posttrain.yaml)
+	$(call timed,posttrain,$(BIN)/rlspoof train recipes/mini/posttrain.yaml --overwrite)
 
 $(EMBEDDINGS): $(POSTTRAINED)
 	$(call timed,embeddings,$(BIN)/rlspoof embed --model pretrained=runs/pretrained/encoder \

@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 from scipy import stats
 
-from rlspoof.configs import ConfigError, check_keys
+from rlspoof.configs import ConfigError, check_keys, parse_overrides
 from rlspoof.data.manifest import Manifest, read_manifest
 from rlspoof.data.synth.corpus import is_synthetic
 from rlspoof.evaluation import (
@@ -55,10 +55,22 @@ class CompareConfig:
     n_boot: int = 1000
 
     def __post_init__(self) -> None:
-        if not self.methods:
-            raise ConfigError("compare: methods is empty")
+        if not isinstance(self.output_dir, str) or not self.output_dir.strip():
+            raise ConfigError("compare: output_dir must be a folder path")
+        for key in ("start", "baseline", "reference"):
+            if not isinstance(getattr(self, key), str | None):
+                raise ConfigError(f"compare: {key} must be a string, got {getattr(self, key)!r}")
+        if not self.methods or not isinstance(self.methods, dict):
+            raise ConfigError("compare: methods must be a non-empty mapping of name: recipe")
+        for name, recipe in self.methods.items():
+            _plain_name("method", name)
+            if not isinstance(recipe, str):
+                raise ConfigError(f"compare: method {name!r} needs a recipe path, got {recipe!r}")
+        if not isinstance(self.suite, dict):
+            raise ConfigError("compare: suite must be a mapping of set name: {manifest, role}")
         for name, spec in self.suite.items():
-            if not isinstance(spec, dict) or "manifest" not in spec:
+            _plain_name("suite set", name)
+            if not isinstance(spec, dict) or not isinstance(spec.get("manifest"), str):
                 raise ConfigError(f"compare: suite set {name!r} needs {{manifest: PATH, role: ...}}")
             spec.setdefault("role", "target")
             if spec["role"] not in ROLES:
@@ -66,8 +78,19 @@ class CompareConfig:
         self.reference = self.reference or ("sft" if "sft" in self.methods else next(iter(self.methods)))
         if self.reference not in self.methods:
             raise ConfigError(f"compare: reference {self.reference!r} is not among the methods")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError("compare: seeds must be a non-empty list of distinct integers")
+        if (not isinstance(self.seeds, list) or not self.seeds
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                           for s in self.seeds)
+                or len(set(self.seeds)) != len(self.seeds)):
+            raise ConfigError("compare: seeds must be a non-empty list of distinct integers >= 0, "
+                              f"got {self.seeds!r}")
+        if isinstance(self.n_boot, bool) or not isinstance(self.n_boot, int) or self.n_boot < 1:
+            raise ConfigError(f"compare: n_boot must be an integer >= 1, got {self.n_boot!r}")
+        if not isinstance(self.overrides, list) or not all(isinstance(o, str) for o in self.overrides):
+            raise ConfigError("compare: overrides must be a list of key=value strings")
+        parse_overrides(self.overrides)  # a malformed one fails now, not in every run
+        if not self.suite:
+            raise ConfigError("compare: suite is empty; name at least one evaluation set")
 
     @property
     def roles(self) -> dict[str, str]:
@@ -75,12 +98,37 @@ class CompareConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> CompareConfig:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"compare recipe {path} does not exist"
+                              + (" (it is a folder)" if path.is_dir() else ""))
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            reason = getattr(exc, "problem", None) or "not valid UTF-8"
+            raise ConfigError(f"{path}{line}: invalid YAML ({reason})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"compare recipe {path}: must be a YAML mapping of keys "
+                              f"(output_dir, methods, suite, ...), got a {type(data).__name__}")
         check_keys(data, [cls], f"compare recipe {path}")
         missing = [key for key in ("output_dir", "methods", "suite") if key not in data]
         if missing:
             raise ConfigError(f"compare recipe {path}: missing {', '.join(missing)}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ConfigError as exc:  # name the file: "compare: ..." -> "compare recipe PATH: ..."
+            raise ConfigError(f"compare recipe {path}: {str(exc).removeprefix('compare: ')}") from None
+
+
+def _plain_name(kind: str, name: object) -> None:
+    """Method and set names become paths (``runs/NAME/``, ``scores/NAME.tsv``,
+    ``det_NAME.png``): only a plain file name keeps every write inside ``output_dir``."""
+    if (not isinstance(name, str) or name in ("", ".", "..") or name != name.strip()
+            or any(c in name for c in "/\\\0")):
+        raise ConfigError(f"compare: {kind} name {name!r} must be a plain file name "
+                          "(no path separators, not . or ..)")
 
 
 def run_dir(cfg: CompareConfig, method: str, seed: int) -> Path:
@@ -102,9 +150,9 @@ def train_runs(cfg: CompareConfig, train_fn, log=print) -> dict[tuple[str, int],
                 errors[(method, seed)] = None
                 continue
             # auto: a run killed after a checkpoint continues from it (with save_strategy=no it
-            # starts afresh)
+            # starts afresh); the folder is compare's own, so an unfinished one may be replaced
             overrides = [*cfg.overrides, f"seed={seed}", f"output_dir={folder}",
-                         "resume_from_checkpoint=auto"]
+                         "resume_from_checkpoint=auto", "overwrite_output_dir=true"]
             if cfg.start:
                 overrides.append(f"model_name_or_path={cfg.start}")
             log(f"training {method} seed {seed} -> {folder}")
@@ -207,9 +255,15 @@ def compare(cfg: CompareConfig, train_fn=None, log=print) -> dict:
     if train_fn is None:
         from rlspoof.trainers.run import train_from_recipe as train_fn
     out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"compare: output_dir {out} is a file, not a folder")
+    # inputs are checked before hours of training, not after
+    suite = {name: read_manifest(spec["manifest"]) for name, spec in cfg.suite.items()}
+    if cfg.baseline and not (Path(cfg.baseline) / WEIGHTS_NAME).is_file():
+        raise ConfigError(f"compare: baseline {cfg.baseline} is not a policy folder "
+                          f"(no {WEIGHTS_NAME})")
     out.mkdir(parents=True, exist_ok=True)
     errors = train_runs(cfg, train_fn, log)
-    suite = {name: read_manifest(spec["manifest"]) for name, spec in cfg.suite.items()}
 
     metrics: dict[str, dict[int, dict]] = {m: {} for m in cfg.methods}
     scores: dict[str, dict[int, dict[str, ScoredSet]]] = {m: {} for m in cfg.methods}

@@ -10,7 +10,8 @@ what TRL lacks: an unknown key is an error that names the key and the closest va
 from __future__ import annotations
 
 import difflib
-import json
+import inspect
+import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -26,8 +27,76 @@ class ConfigError(RlspoofError):
 
 
 def _one_of(name: str, value, valid) -> None:
-    if value not in valid:
+    if not isinstance(value, str) or value not in valid:
         raise ConfigError(f"{name} must be one of {', '.join(map(str, valid))}; got {value!r}")
+
+
+def check_positive(name: str, value) -> None:
+    """``value`` is a finite number > 0 (``nan <= 0`` is False, so a plain check lets NaN in)."""
+    if not 0 < value < math.inf:
+        raise ConfigError(f"{name} must be positive, got {value}")
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's several-line message as one line: ``line 2, column 5: expected ',' or ']'``
+    (the CLI promises one line per error; the line and column are all a user needs)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + str(getattr(exc, "problem", None) or exc).splitlines()[0]
+
+
+def _yaml_value(text: str, what: str):
+    """``text`` parsed as YAML; a parse error is a ConfigError naming ``what`` (the field)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} is not valid YAML ({yaml_problem(exc)}): {text!r}") from None
+
+
+def check_training_args(args) -> None:
+    """Checks every training config shares (fine-tuning and pre-training), before
+    ``TrainingArguments`` reads them.
+
+    ``max_steps: 0`` would silently train one step at learning rate 0 and a negative value
+    other than -1 (the library's "unset: train ``num_train_epochs``") is a typo, so both are
+    errors. Without an accelerator, pinned memory does nothing but make torch warn on every
+    run, so it is switched off there.
+    """
+    if args.max_steps == 0 or args.max_steps < -1:
+        raise ConfigError(f"max_steps must be a positive number of optimizer steps, or -1 to train "
+                          f"num_train_epochs epochs; got {args.max_steps}")
+    if args.max_steps == -1 and not args.num_train_epochs > 0:
+        raise ConfigError(f"num_train_epochs must be > 0 (or set max_steps), got {args.num_train_epochs}")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(args, name)}")
+    import torch
+
+    if args.use_cpu or not torch.accelerator.is_available():
+        args.dataloader_pin_memory = False
+
+
+def check_output_dir(output_dir: str | Path, saved: str | Path, *, start: str | Path | None = None,
+                     resuming: bool = False, overwrite: bool = False) -> None:
+    """Refuse a run that would overwrite what the user has: the starting checkpoint (an
+    ``output_dir`` equal to, inside or around ``model_name_or_path``: checkpoints and the final
+    weights would land on it), or the model a finished run saved (``saved``, relative to
+    ``output_dir``) unless the run resumes or ``overwrite_output_dir`` says to replace it."""
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir {out} is a file, not a folder")
+    if start is not None and Path(start).exists():  # a hub id is not on this disk
+        a, b = out.resolve(), Path(start).resolve()
+        if a == b or a.is_relative_to(b) or b.is_relative_to(a):
+            where = "is" if a == b else "is inside" if a.is_relative_to(b) else "contains"
+            raise ConfigError(f"output_dir {out} {where} model_name_or_path {start}: training would "
+                              "overwrite the checkpoint it starts from; choose another output_dir")
+    done = out / saved
+    if done.exists() and not resuming and not overwrite:
+        raise ConfigError(
+            f"output_dir {out} holds a finished run ({done}); training again would replace it. "
+            "Choose another output_dir, set resume_from_checkpoint to continue it, or set "
+            "overwrite_output_dir: true (--overwrite) to replace it")
 
 
 @dataclass
@@ -133,15 +202,12 @@ class DataArguments:
         default=False, metadata={"help": "Every batch holds as many bonafide as spoof rows."})
 
     def __post_init__(self) -> None:
-        if self.crop_seconds <= 0:
-            raise ConfigError(f"crop_seconds must be positive, got {self.crop_seconds}")
-        if self.sample_rate <= 0:
-            raise ConfigError(f"sample_rate must be positive, got {self.sample_rate}")
+        check_positive("crop_seconds", self.crop_seconds)
+        if self.eval_crop_seconds is not None:
+            check_positive("eval_crop_seconds", self.eval_crop_seconds)
+        check_positive("sample_rate", self.sample_rate)
         if isinstance(self.mix_weights, str):  # YAML text, from a recipe or --set mix_weights='{...}'
-            try:
-                self.mix_weights = yaml.safe_load(self.mix_weights)
-            except yaml.YAMLError as err:
-                raise ConfigError(f"mix_weights must be a mapping {{source: weight}}: {err}") from None
+            self.mix_weights = _yaml_value(self.mix_weights, "mix_weights (a mapping {source: weight})")
             if not isinstance(self.mix_weights, dict):
                 raise ConfigError(f"mix_weights must be a mapping {{source: weight}}, got {self.mix_weights!r}")
         if not 0 <= self.mixframe_prob <= 1:
@@ -150,16 +216,31 @@ class DataArguments:
         if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
             raise ConfigError(f"mixframe_span_seconds must be [min, max] with 0 < min <= max, got {lo_hi}")
         _one_of("mixframe_mode", self.mixframe_mode, ("splice", "blend"))
-        if self.mix_temperature <= 0:
-            raise ConfigError(f"mix_temperature must be > 0, got {self.mix_temperature}")
+        check_positive("mix_temperature", self.mix_temperature)
         if self.mix_weights is not None and not self.mix_by:
             raise ConfigError("mix_weights needs mix_by (the manifest column the weights are keyed by)")
+        self.train_manifests()
+        self._augmenter_check()
 
     def train_manifests(self) -> list[str]:
         value = self.train_manifest
         if isinstance(value, str):  # "a.csv", "a.csv,b.csv" or a YAML list's text "[a.csv, b.csv]"
-            value = yaml.safe_load(value) if value.lstrip().startswith("[") else value.split(",")
+            value = _yaml_value(value, "train_manifest") if value.lstrip().startswith("[") else value.split(",")
+        if value is not None and not isinstance(value, list):
+            raise ConfigError(f"train_manifest must be a path or a list of paths, got {value!r}")
         return [str(v).strip() for v in value or [] if str(v).strip()]
+
+    def _augmenter_check(self) -> None:
+        """Build the augmenter once now, so a bad spec fails before the model is built, not in
+        a DataLoader worker at the first batch."""
+        from rlspoof.data.augment import Augmenter
+
+        try:
+            Augmenter.from_config(self.augment_specs(), sample_rate=self.sample_rate)
+        except ConfigError:
+            raise
+        except RlspoofError as exc:
+            raise ConfigError(f"augment: {exc}") from None
 
     @property
     def uses_mixture(self) -> bool:
@@ -168,9 +249,10 @@ class DataArguments:
     def augment_specs(self) -> list[dict] | None:
         if not self.augment:
             return None
-        specs = yaml.safe_load(self.augment) if isinstance(self.augment, str) else self.augment
+        specs = _yaml_value(self.augment, "augment") if isinstance(self.augment, str) else self.augment
         if not isinstance(specs, list):
-            raise ConfigError(f"augment must be a list of specs, got {type(specs).__name__}")
+            raise ConfigError(f"augment must be a list of specs such as [{{name: rawboost, p: 0.5}}], "
+                              f"got a {type(specs).__name__}: {self.augment!r}")
         return specs
 
 
@@ -199,10 +281,13 @@ class SFTConfig(TrainingArguments):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Keep utt_id/attack columns (the policy reads only audio)."}
     )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Train into the output_dir of a finished run, replacing its "
+                                         "policy (off: such a run is refused unless it resumes)."})
 
     def __post_init__(self) -> None:
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        check_positive("learning_rate", self.learning_rate)
+        check_training_args(self)
         _one_of("nonfinite_loss", self.nonfinite_loss, ("error", "skip"))
         if self.drift_samples < 0:
             raise ConfigError(f"drift_samples must be >= 0 (0 = off), got {self.drift_samples}")
@@ -277,10 +362,9 @@ class GRPOConfig(SFTConfig):
 
     def __post_init__(self) -> None:
         if isinstance(self.reward_kwargs, str):  # from the command line: --set reward_kwargs='{...}'
-            try:
-                self.reward_kwargs = json.loads(self.reward_kwargs)
-            except json.JSONDecodeError as err:
-                raise ConfigError(f"reward_kwargs must be a mapping (JSON on the command line): {err}") from None
+            self.reward_kwargs = _yaml_value(self.reward_kwargs, "reward_kwargs (a mapping {reward: {key: value}})")
+        if self.reward_kwargs is not None and not isinstance(self.reward_kwargs, dict):
+            raise ConfigError(f"reward_kwargs must be a mapping {{reward: {{key: value}}}}, got {self.reward_kwargs!r}")
         if isinstance(self.scale_rewards, bool):  # TRL accepts booleans: True = group, False = none
             self.scale_rewards = "group" if self.scale_rewards else "none"
         _one_of("estimator", self.estimator, ("sampled", "exact"))
@@ -349,6 +433,10 @@ class HybridConfig(GRPOConfig):
             raise ConfigError(f"switch_step must be >= 0, got {self.switch_step}")
         if self.schedule != "mixed" and self.switch_step is None and self.max_steps <= 0:
             raise ConfigError(f"schedule {self.schedule} needs switch_step (or max_steps to switch at half)")
+        if (self.schedule != "mixed" and self.switch_step is not None
+                and 0 < self.max_steps <= self.switch_step):
+            raise ConfigError(f"switch_step {self.switch_step} is not before max_steps {self.max_steps}: "
+                              f"the {self.schedule} run would never switch")
         super().__post_init__()
 
 
@@ -409,25 +497,79 @@ def check_keys(keys, dataclass_types, where: str) -> None:
     valid = _valid_keys(dataclass_types)
     for key in keys:
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
+            close = difflib.get_close_matches(str(key), valid, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{where}: unknown key {key!r}{hint}")
 
 
-def parse_overrides(items: list[str]) -> list[str]:
-    """``["lr=1e-4", "w=[1,4]"]`` -> ``["--lr", "1e-4", "--w", "1", "4"]`` for the argument parser."""
+def _annotation(owner, key: str) -> list[str]:
+    """A field's declared type as its ``|`` parts, e.g. ``["str", "None"]``. The class annotation
+    is read because HfArgumentParser rewrites ``field.type`` in place (``str | None`` -> ``str``)."""
+    for klass in owner.__mro__:
+        annotations = inspect.get_annotations(klass)
+        if key in annotations:
+            return [part.strip() for part in str(annotations[key]).split("|")]
+    return []
+
+
+def _is_list_field(key: str, dataclass_types) -> bool:
+    """A field that takes several values (``nargs``): every declared type but None is a list."""
+    owner = _valid_keys(dataclass_types).get(key)
+    kinds = [k for k in _annotation(owner, key) if k != "None"] if owner else []
+    return bool(kinds) and all(k.startswith("list[") for k in kinds)
+
+
+def _is_nullable(owner, key: str) -> bool:
+    return any(k == "None" or "Optional" in k or "Any" in k for k in _annotation(owner, key))
+
+
+def parse_overrides(items: list[str], dataclass_types=()) -> list[str]:
+    """``["lr=1e-4", "w=[1,4]"]`` -> ``["--lr", "1e-4", "--w", "1", "4"]`` for the argument parser.
+
+    A value is read as YAML, as it would be in the recipe: a list spreads into the values of a
+    list field (``class_weights=[1,4]``) and travels as YAML text to a field that parses its
+    own (``train_manifest=[a.csv,b.csv]``, ``augment=[{name: noise}]``); anything else is passed
+    as written (a string as YAML reads it: ``'"@run"'`` is ``@run``), for the field's type to
+    convert. ``key=null`` (or ``key=``) is left out here:
+    ``load_recipe`` sets it as a default, since the argument parser has no spelling for None.
+    """
     args = []
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key, sep, value = str(item).partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
             raise ConfigError(f"--set expects key=value, got {item!r}")
-        value = value.strip()
-        if value.startswith("["):  # a list field: --set class_weights=[1,4]
-            items = yaml.safe_load(value)
-            args += [f"--{key.strip()}", *(str(v) for v in items)]
-        else:
-            args += [f"--{key.strip()}", value]
+        parsed = _yaml_value(value, f"--set {key}")
+        if parsed is None:
+            continue
+        if isinstance(parsed, list) and _is_list_field(key, dataclass_types):
+            args += [f"--{key}", *(str(v) for v in parsed)]
+        else:  # a quoted string loses its quotes, as in YAML; one token: it may start with "-"
+            args.append(f"--{key}={parsed if isinstance(parsed, str) else value}")
     return args
+
+
+def read_recipe(path: str | Path) -> dict:
+    """A recipe file's mapping of keys, or a ConfigError naming the file (and the line of a
+    YAML error): a missing file, a folder, bytes that are not UTF-8, or YAML that is a list or
+    a scalar rather than a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        recipe = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (invalid UTF-8)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', None) or yaml_problem(exc)})") from None
+    if recipe is None:
+        return {}
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"{path}: a recipe must be a YAML mapping of config keys (key: value lines), "
+                          f"got a {type(recipe).__name__}")
+    return recipe
 
 
 def _where_in_recipe(path: Path, message: str, set_keys=()) -> str:
@@ -439,7 +581,7 @@ def _where_in_recipe(path: Path, message: str, set_keys=()) -> str:
     key, problem = match.groups()
     if key in set_keys:
         return f"--set {key}: {problem}"
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if re.match(rf"{key}\s*:", line):
             return f"{path}:{number}: {key}: {problem}"
     return f"--set {key}: {problem}"
@@ -454,30 +596,28 @@ def load_recipe(path: str | Path, dataclass_types, overrides: list[str] | None =
     from trl import TrlParser
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"recipe {path} does not exist")
-    try:
-        recipe = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(recipe, dict):
-        raise ConfigError(f"{path}: a recipe must be a YAML mapping of config keys")
+    recipe = read_recipe(path)
     check_keys(recipe, dataclass_types, str(path))
-    args = parse_overrides(overrides or [])
-    check_keys([a[2:] for a in args if a.startswith("--")], dataclass_types, "--set")
-    parser = TrlParser(dataclass_types)
+    args = parse_overrides(overrides or [], dataclass_types)
+    set_keys = [str(item).partition("=")[0].strip() for item in overrides or []]
+    check_keys(set_keys, dataclass_types, "--set")
+    for item in overrides or []:  # --set key=null: the recipe's value becomes None
+        key, _, value = str(item).partition("=")
+        if yaml.safe_load(value.strip()) is None:
+            recipe[key.strip()] = None
 
     def refuse(message: str):  # argparse would print a 150-line usage and exit
-        raise ConfigError(_where_in_recipe(path, message, [a[2:] for a in args if a.startswith("--")]))
+        raise ConfigError(_where_in_recipe(path, message, set_keys))
 
-    parser.error = refuse
     for key, value in recipe.items():  # lists/dicts travel as YAML text, parsed by the field
         owner = _valid_keys(dataclass_types)[key]
+        if value is None and not _is_nullable(owner, key):
+            refuse(f"argument --{key}: cannot be null (give a value, or leave the key out)")
         if (isinstance(value, (list, dict)) and owner is DataArguments
-                and not str(owner.__dataclass_fields__[key].type).startswith("list[")):
+                and not _is_list_field(key, dataclass_types)):
             recipe[key] = yaml.safe_dump(value, default_flow_style=True).strip()
+    parser = TrlParser(dataclass_types)
+    parser.error = refuse
     parser.set_defaults_with_config(**recipe)
     try:
         return parser.parse_args_into_dataclasses(args=args)

@@ -9,19 +9,53 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from rlspoof.data.audio import AUDIO_EXTENSIONS, load_audio, sliding_windows
-from rlspoof.data.manifest import BONAFIDE, Manifest
+from rlspoof.data.audio import AUDIO_EXTENSIONS, load_audio, window_starts
+from rlspoof.data.manifest import BONAFIDE, Manifest, csv_records, numbered_lines, open_text
 from rlspoof.errors import AudioError, DataError, RlspoofError
 from rlspoof.metrics.report import bootstrap_ci, grouped_metrics, score_metrics
 from rlspoof.models import SpoofPolicy
+from rlspoof.models.policy import NonFiniteScoreError
 
 ProgressFn = Callable[[int, int], None]
+
+#: Headers of the score files rlspoof writes; the score is the second column of both.
+SCORE_FILE_HEADER = ["filename", "cm-score", "label", "attack"]  # eval: scores/<set>.tsv
+DETECT_CSV_HEADER = ["path", "score", "decision", "p_bonafide", "n_windows"]  # detect --format csv
+#: Smallest ``detect`` hop: one encoder frame (10-20 ms). A finer hop re-scores the same audio
+#: over and over (``--hop 0.0001`` on a 10 s clip asked for 23 GiB).
+MIN_HOP_SECONDS = 0.01
+#: Most windows one file may be cut into (4 s windows at the default 2 s hop: 5.5 hours).
+MAX_WINDOWS = 10_000
+NON_FINITE_SCORE = "the model gave a non-finite score (NaN/Inf): NaN weights, or samples far beyond +-1?"
+
+
+def check_name(name: str, option: str) -> str:
+    """A set or model name becomes a file or folder name under ``--out``: anything but one plain
+    path component (``../../x``, ``a/b``, ``..``) would write outside it, so it is refused."""
+    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        raise RlspoofError(f"{option} name {name!r} must be a plain file name (no '/', '\\' or '..'): "
+                           "it names the results under --out")
+    return name
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise RlspoofError(f"--batch-size must be >= 1, got {batch_size}")
+
+
+def _scores(policy: SpoofPolicy, waves: list[np.ndarray], batch_size: int) -> np.ndarray:
+    """Log-odds per wave, NaN where the policy could give no finite score: the caller reports
+    those inputs and keeps the others (``policy.score`` raises for them, with every score)."""
+    try:
+        return policy.score(waves, batch_size=batch_size)
+    except NonFiniteScoreError as exc:
+        return exc.scores
 
 
 @dataclass
@@ -37,7 +71,14 @@ class ScoredSet:
 def score_manifest(policy: SpoofPolicy, manifest: Manifest, name: str = "set", batch_size: int = 16,
                    max_seconds: float | None = None, skip_bad: bool = False,
                    progress: ProgressFn | None = None) -> ScoredSet:
-    """Score every row; rows are read in length order so batches pad little (length bucketing)."""
+    """Score every row; rows are read in length order so batches pad little (length bucketing).
+
+    A row whose audio is unusable, or whose score is not finite (a NaN is no result, and would
+    poison every metric), raises, or with ``skip_bad`` lands in ``skipped`` with the reason.
+    """
+    _check_batch_size(batch_size)
+    if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
+        raise RlspoofError(f"--max-seconds must be a positive number of seconds, got {max_seconds}")
     order = sorted(range(len(manifest)), key=lambda i: manifest[i].duration or 0.0)
     limit = None if max_seconds is None else int(max_seconds * policy.sample_rate)
     result = ScoredSet(name)
@@ -54,9 +95,14 @@ def score_manifest(policy: SpoofPolicy, manifest: Manifest, name: str = "set", b
                 result.skipped.append((row.utt_id, str(exc)))
                 continue
             rows.append(row)
-            waves.append(wave[:limit] if limit else wave)
-        scores = policy.score(waves, batch_size=batch_size) if waves else []
+            waves.append(wave[:limit])  # a clip cut below the receptive field is padded by score()
+        scores = _scores(policy, waves, batch_size)
         for row, score in zip(rows, scores, strict=True):
+            if not math.isfinite(score):
+                if not skip_bad:
+                    raise RlspoofError(f"{manifest.audio_path(row)}: {NON_FINITE_SCORE}")
+                result.skipped.append((row.utt_id, NON_FINITE_SCORE))
+                continue
             result.utt_ids.append(row.utt_id)
             result.scores.append(float(score))
             result.labels.append(row.label)
@@ -82,27 +128,92 @@ def read_score_file(path: str | Path, name: str | None = None) -> ScoredSet:
     """A score file written by :func:`write_score_file` (for reports that re-read old runs)."""
     path = Path(path)
     result = ScoredSet(name or path.stem)
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        header = next(reader, None)
-        if header != ["filename", "cm-score", "label", "attack"]:
-            raise DataError(f"not an rlspoof score file (header {header})", path, 1)
-        for line, row in enumerate(reader, start=2):
-            try:
-                utt_id, score, label, attack = row
-                result.scores.append(float(score))
-            except ValueError:
-                raise DataError(f"malformed score line {row}", path, line) from None
-            result.utt_ids.append(utt_id)
-            result.labels.append(label)
-            result.attacks.append(attack)
+    for (utt_id, _, label, attack), score in _score_table(path, [SCORE_FILE_HEADER]):
+        result.utt_ids.append(utt_id)
+        result.scores.append(score)
+        result.labels.append(label)
+        result.attacks.append(attack)
     return result
+
+
+def read_scores(path: str | Path) -> list[float]:
+    """The scores in any file rlspoof writes (what ``drift`` reads): an ``eval`` score file
+    (TSV), or the CSV or JSON output of ``detect``. Errors name the file and line; every
+    score is finite and there is at least one."""
+    path = _regular_file(Path(path))
+    with open_text(path, "utf-8-sig") as handle:
+        first = next((text for _, text in numbered_lines(handle, path) if text.strip()), "")
+    if path.suffix.lower() == ".json" or first.lstrip().startswith(("{", "[")):
+        scores = _detect_json_scores(path)
+    else:
+        scores = [score for _, score in _score_table(path, [SCORE_FILE_HEADER, DETECT_CSV_HEADER])]
+    if not scores:
+        raise DataError("no scores in the file", path)
+    return scores
+
+
+def _regular_file(path: Path) -> Path:
+    if not path.exists():
+        raise DataError("file does not exist", path)
+    if not path.is_file():  # a folder, or a FIFO that would block the read
+        raise DataError("not a regular file", path)
+    return path
+
+
+def _finite(text: str, path: Path, line: int) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise DataError(f"malformed score line: score {text!r} is not a finite number", path, line)
+    return value
+
+
+def _score_table(path: Path, headers: list[list[str]]) -> Iterator[tuple[list[str], float]]:
+    """(cells, score) per row of a table whose header is one of ``headers``, tab- or
+    comma-separated by its first line; the score is the second column, checked finite."""
+    _regular_file(path)
+    with open_text(path, "utf-8-sig") as handle:
+        delimiter = "\t" if "\t" in handle.readline() else ","
+        handle.seek(0)
+        records = csv_records(handle, path, delimiter)
+        line, header = next(records, (1, None))
+        if header not in headers:
+            wanted = " or ".join(" ".join(h) for h in headers)
+            raise DataError(f"not an rlspoof score file: header {header}, expected {wanted}", path, line)
+        for line, cells in records:
+            if len(cells) != len(header):
+                raise DataError(f"malformed score line {cells}: {len(header)} fields expected", path, line)
+            yield cells, _finite(cells[1], path, line)
+
+
+def _detect_json_scores(path: Path) -> list[float]:
+    """The ``score`` of each entry of ``results`` in ``detect --format json`` output."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise DataError(f"not valid JSON ({exc})", path) from None
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, list):
+        raise DataError('not rlspoof detect JSON output (no "results" list)', path)
+    scores = []
+    for i, entry in enumerate(results):
+        score = entry.get("score") if isinstance(entry, dict) else None
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise DataError(f"results[{i}]: score {score!r} is not a finite number", path)
+        scores.append(float(score))
+    return scores
 
 
 def set_metrics(scored: ScoredSet, n_boot: int = 1000, seed: int = 0) -> dict:
     """Pooled metrics with a bootstrap CI on EER, and per-attack EER/minDCF tables."""
     scores = np.asarray(scored.scores)
     labels = scored.labels
+    if not labels and scored.skipped:
+        utt_id, reason = scored.skipped[0]
+        raise RlspoofError(f"set {scored.name!r}: no row could be scored ({len(scored.skipped)} "
+                           f"skipped; first {utt_id}: {reason})")
     if BONAFIDE not in labels or all(label == BONAFIDE for label in labels):
         raise RlspoofError(f"set {scored.name!r} needs both bonafide and spoof rows to be evaluated")
     pooled = score_metrics(scores, labels)
@@ -120,6 +231,12 @@ def evaluate_sets(policy: SpoofPolicy, sets: dict[str, Manifest], out_dir: str |
                   progress_factory=None) -> dict:
     """Score each named set, write ``scores/<name>.tsv`` and ``metrics.json``; return the metrics."""
     out = Path(out_dir)
+    for name in sets:
+        check_name(name, "--set")
+    try:  # before scoring: a results folder blocked by a file fails now, not after an hour
+        (out / "scores").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RlspoofError(f"{out}: cannot create the results folder ({exc.strerror})") from None
     results = {}
     for name, manifest in sets.items():
         if progress_factory:
@@ -137,45 +254,81 @@ def evaluate_sets(policy: SpoofPolicy, sets: dict[str, Manifest], out_dir: str |
 
 
 def collect_audio_paths(inputs: list[str | Path]) -> list[Path]:
-    """Files as given, folders searched recursively, ``.txt``/``.lst`` files read as path lists."""
+    """Files as given, folders searched recursively, ``.txt``/``.lst`` files read as path lists.
+
+    A folder yields every entry with an audio extension, regular file or not: ``load_audio``
+    then reports a FIFO or device as a bad file instead of blocking on it. A path given here
+    must exist (a typo is a usage error); a path in a list may not (it is reported as a bad
+    file, like a bad file in a folder).
+    """
     paths: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
             paths += sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
         elif item.suffix.lower() in (".txt", ".lst"):
-            lines = [line.strip() for line in item.read_text().splitlines()]
+            with open_text(_regular_file(item), "utf-8-sig") as handle:
+                lines = [text.strip() for _, text in numbered_lines(handle, item)]
             paths += [Path(line) if Path(line).is_absolute() else item.parent / line
                       for line in lines if line and not line.startswith("#")]
+        elif not item.exists() and not item.is_symlink():  # a typo, not a bad file in a scan
+            raise DataError("no such file or folder", item)
         else:
             paths.append(item)
     return paths
+
+
+def check_windows(window_seconds: float, hop_seconds: float, sample_rate: int) -> tuple[int, int]:
+    """``--window`` and ``--hop`` in samples, refused when they cannot cut audio sensibly:
+    not positive and finite, a hop below ``MIN_HOP_SECONDS``, or a hop beyond the window (the
+    audio between windows would go unscored)."""
+    for option, value in (("--window", window_seconds), ("--hop", hop_seconds)):
+        if not (math.isfinite(value) and value > 0):
+            raise RlspoofError(f"{option} must be a positive number of seconds, got {value}")
+    if hop_seconds < MIN_HOP_SECONDS:
+        raise RlspoofError(f"--hop must be at least {MIN_HOP_SECONDS} s (one encoder frame), "
+                           f"got {hop_seconds}")
+    if hop_seconds > window_seconds:
+        raise RlspoofError(f"--hop ({hop_seconds} s) must not exceed --window ({window_seconds} s): "
+                           "the audio between windows would go unscored")
+    return round(window_seconds * sample_rate), round(hop_seconds * sample_rate)
 
 
 def detect_files(policy: SpoofPolicy, paths: list[Path], window_seconds: float = 4.0,
                  hop_seconds: float = 2.0, threshold: float = 0.0, strict: bool = False,
                  batch_size: int = 16) -> tuple[list[dict], list[dict]]:
     """Per-file score, decision and P(bonafide); long files are scored in overlapping windows
-    and the file score is the mean window log-odds. Bad files are reported (or raised if strict).
+    and the file score is the mean window log-odds.
+
+    A bad file (unusable audio, more than ``MAX_WINDOWS`` windows, a non-finite score) is
+    reported in the second list, or raised if ``strict``; the good files are always scored.
     """
-    window = int(window_seconds * policy.sample_rate)
-    hop = int(hop_seconds * policy.sample_rate)
+    if not math.isfinite(threshold):
+        raise RlspoofError(f"--threshold must be a finite log-odds value, got {threshold}")
+    _check_batch_size(batch_size)
+    window, hop = check_windows(window_seconds, hop_seconds, policy.sample_rate)
     rows, errors = [], []
     for path in paths:
         try:
             wave = load_audio(path, policy.sample_rate)
+            n_windows = 1 if len(wave) <= window else math.ceil((len(wave) - window) / hop) + 1
+            if n_windows > MAX_WINDOWS:
+                raise AudioError(path, f"{len(wave) / policy.sample_rate:.0f} s would make {n_windows} "
+                                       f"windows (at most {MAX_WINDOWS}); use a larger --hop")
+            pieces = [wave[s : s + window] for s in window_starts(len(wave), window, hop)]  # views
+            window_scores = _scores(policy, pieces, batch_size)
+            score = float(np.mean(window_scores))
+            if not math.isfinite(score):
+                raise AudioError(path, NON_FINITE_SCORE)
         except AudioError as exc:
             if strict:
                 raise
             errors.append({"path": str(path), "error": exc.reason})
             continue
-        pieces = [wave] if len(wave) <= window else list(sliding_windows(wave, window, hop))
-        window_scores = policy.score(pieces, batch_size=batch_size)
-        score = float(np.mean(window_scores))
         rows.append({
             "path": str(path),
             "score": score,
             "decision": BONAFIDE if score > threshold else "spoof",
-            "p_bonafide": 1.0 / (1.0 + math.exp(-score)),
+            "p_bonafide": 0.5 * (1.0 + math.tanh(score / 2)),  # the logistic; exp(-score) overflows
             "window_scores": [round(float(s), 6) for s in window_scores],
         })
     return rows, errors

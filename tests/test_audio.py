@@ -14,6 +14,7 @@ from rlspoof.data.audio import (
     load_audio,
     resample,
     sliding_windows,
+    window_starts,
     write_audio,
 )
 from rlspoof.errors import AudioError, RlspoofError
@@ -45,6 +46,17 @@ def _raises_naming(path: Path, match: str | None = None, **kwargs) -> AudioError
 
 def test_missing_file(tmp_path: Path):
     _raises_naming(tmp_path / "nope.wav", "does not exist")
+
+
+def test_fifo_and_folder_are_refused_without_opening(tmp_path: Path):
+    """Opening a FIFO blocks until a writer appears: a scan must refuse it, not hang."""
+    import os
+
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    _raises_naming(fifo, "not a regular file")
+    (tmp_path / "dir.wav").mkdir()
+    _raises_naming(tmp_path / "dir.wav", "not a regular file")
 
 
 def test_random_bytes_with_wav_extension(tmp_path: Path):
@@ -220,6 +232,7 @@ def test_sliding_windows_cover_clip_last_end_aligned():
     assert starts == [0, 20, 40, 60, 70]
     # exact fit: no duplicated last window
     assert [int(r[0]) for r in sliding_windows(np.arange(50.0), 30, 20)] == [0, 20]
+    assert window_starts(100, 30, 20) == starts and window_starts(10, 30, 20) == [0]
 
 
 def test_sliding_windows_short_clip_is_one_padded_window():

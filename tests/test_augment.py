@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -359,3 +361,29 @@ def test_reverb_tail_follows_rt60_and_keeps_the_level():
 def test_reverb_rejects_a_non_positive_rt60():
     with pytest.raises(AugmentConfigError, match="rt60"):
         reverb(np.ones(100, dtype=np.float32), np.random.default_rng(0), rt60=0.0)
+
+
+# --- hostile specs (issue 13): refused when the augmenter is built, naming the spec ---------------
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"name": "noise", "snr_db": "loud"}, "augmentation spec #1 (noise): could not convert string"),
+    ({"name": "rawboost", "algo": 9}, "augmentation spec #1 (rawboost): RawBoost algo must be one of"),
+    ({"name": "rawboost", "algo": [1, 9]}, "RawBoost algo must be one of"),  # a range's high end
+    ({"name": "reverb", "rt60": -1}, "augmentation spec #1 (reverb): reverb: rt60 must be positive"),
+    ({"name": "noise", "color": 5}, "augmentation spec #1 (noise): unknown noise color 5"),
+    ({"name": "band_limit", "low_hz": 4000, "high_hz": 300}, "must be below high_hz"),
+    ({"name": "noise", "snr_db": float("nan")}, "augmentation 'noise': snr_db must be finite"),
+    ({"name": "noise", "snr_db": 10**400}, "snr_db must be finite"),
+    ({"name": "noise", "snr_db": [5, float("inf")]}, "[low, high] of finite numbers"),
+    ({"name": "rawboost", "params": {"nBands": "x"}}, "augmentation 'rawboost': params:"),
+])
+def test_a_bad_value_fails_when_the_augmenter_is_built_not_mid_run(spec, message):
+    with pytest.raises(AugmentConfigError, match=re.escape(message)):
+        Augmenter([{"name": "mu_law"}, spec])
+
+
+@pytest.mark.parametrize("spec", ["noise", ["noise"], 3])
+def test_a_spec_that_is_not_a_mapping_is_a_config_error(spec):
+    with pytest.raises(AugmentConfigError, match="augmentation spec #0 must be a mapping"):
+        Augmenter([spec])

@@ -10,6 +10,7 @@ import yaml
 
 from rlspoof.compare import CompareConfig, compare, mean_ci, run_dir
 from rlspoof.configs import ConfigError
+from rlspoof.errors import DataError
 from rlspoof.models import EncoderConfig, PolicyConfig, build_policy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -113,6 +114,71 @@ def test_compare_recipe_errors_name_the_problem(tmp_path):
         CompareConfig("x", {"a": "a.yaml"}, {"dev": {"manifest": "d.csv", "role": "new"}})
     with pytest.raises(ConfigError, match="reference 'b'"):
         CompareConfig("x", {"a": "a.yaml"}, {}, reference="b")
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", "", " padded", "a\\b", 7])
+@pytest.mark.parametrize("where", ["suite", "methods"])
+def test_set_and_method_names_must_be_plain_file_names(name, where):
+    """They become runs/NAME/ and scores/NAME.tsv: '../../x' wrote outside output_dir."""
+    methods, suite = {"sft": "s.yaml"}, {"dev": {"manifest": "d.csv"}}
+    if where == "suite":
+        suite = {name: {"manifest": "d.csv"}}
+    else:
+        methods = {"sft": "s.yaml", name: "s.yaml"}
+    with pytest.raises(ConfigError, match="plain file name"):
+        CompareConfig("x", methods, suite)
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("seeds", [1, 1], "distinct"), ("seeds", ["a"], "integers"), ("seeds", [-1], ">= 0"),
+    ("seeds", [True], "integers"), ("seeds", 3, "list"), ("n_boot", 0, "n_boot"),
+    ("overrides", ["no_equals_sign"], "key=value"), ("overrides", "a=1", "list"),
+    ("methods", ["sft"], "mapping"), ("suite", {}, "suite is empty"),
+    ("suite", {"dev": {"manifest": ["d.csv"]}}, "needs"), ("baseline", ["b"], "baseline"),
+    ("output_dir", "", "output_dir"),
+])
+def test_compare_recipe_values_are_checked(field, value, needle):
+    values = {"output_dir": "x", "methods": {"sft": "s.yaml"},
+              "suite": {"dev": {"manifest": "d.csv"}}, field: value}
+    with pytest.raises(ConfigError, match=needle):
+        CompareConfig(**values)
+
+
+def test_compare_recipe_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml does not exist"):
+        CompareConfig.from_yaml(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="is a folder"):
+        CompareConfig.from_yaml(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("output_dir: x\nmethods: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:3: invalid YAML"):
+        CompareConfig.from_yaml(bad)
+    for text in ("- a\n- b\n", "sft\n"):
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match="must be a YAML mapping"):
+            CompareConfig.from_yaml(bad)
+    bad.write_bytes(b"output_dir: \xff\n")
+    with pytest.raises(ConfigError, match="not valid UTF-8"):
+        CompareConfig.from_yaml(bad)
+    bad.write_text(yaml.safe_dump({"output_dir": "x", "methods": {"sft": "s.yaml"},
+                                   "suite": {"../x": {"manifest": "d.csv"}}}))
+    with pytest.raises(ConfigError, match=r"compare recipe .*bad.yaml: suite set name '../x'"):
+        CompareConfig.from_yaml(bad)
+
+
+def test_suite_and_baseline_are_checked_before_any_training(tiny_corpus, tmp_path):
+    calls = []
+    cfg = _config(tiny_corpus, tmp_path, {"sft": "sft.yaml"}, baseline=str(tmp_path / "none"))
+    with pytest.raises(ConfigError, match="baseline .* is not a policy folder"):
+        compare(cfg, train_fn=_fake_train(calls), log=lambda *_: None)
+    cfg = _config(tiny_corpus, tmp_path, {"sft": "sft.yaml"})
+    cfg.suite["dev"]["manifest"] = str(tmp_path / "missing.csv")
+    with pytest.raises(DataError, match="missing.csv: manifest file does not exist"):
+        compare(cfg, train_fn=_fake_train(calls), log=lambda *_: None)
+    assert calls == [] and not (tmp_path / "cmp").exists()
+    (tmp_path / "cmp").write_text("a file")
+    with pytest.raises(ConfigError, match="is a file"):
+        compare(_config(tiny_corpus, tmp_path, {"sft": "sft.yaml"}), train_fn=_fake_train(calls))
 
 
 def test_mean_ci_is_a_student_t_interval():

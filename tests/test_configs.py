@@ -57,8 +57,15 @@ def test_defaults_are_trl_s(tmp_path):
     ({"beta": -0.1}, "beta must be >= 0, got -0.1"),
     ({"epsilon_high": -0.2}, "epsilon_high must be >= 0 or null"),
     ({"advantage_eps": 0.0}, "advantage_eps must be > 0"),
-    ({"reward_kwargs": "{cost_weighted: 1"}, "reward_kwargs must be a mapping (JSON on the "
-                                             "command line)"),
+    ({"reward_kwargs": "{cost_weighted: 1"}, "reward_kwargs (a mapping {reward: {key: value}}) "
+                                             "is not valid YAML (line 1, column 18"),
+    ({"reward_kwargs": "[1, 2]"}, "reward_kwargs must be a mapping"),
+    ({"max_steps": 0}, "max_steps must be a positive number of optimizer steps, or -1"),
+    ({"max_steps": -2}, "got -2"),
+    ({"max_steps": -1, "num_train_epochs": 0}, "num_train_epochs must be > 0"),
+    ({"learning_rate": float("nan")}, "learning_rate must be positive, got nan"),
+    ({"per_device_train_batch_size": 0}, "per_device_train_batch_size must be >= 1, got 0"),
+    ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be >= 1, got 0"),
     ({"learning_rate": 0.0}, "learning_rate must be positive"),  # SFTConfig's check still runs
 ])
 def test_grpo_config_errors_say_how_to_fix(tmp_path, fields, message):
@@ -83,10 +90,21 @@ def test_trl_boolean_scale_rewards_become_names(tmp_path, value, expected):
     assert _grpo(tmp_path, scale_rewards=value).scale_rewards == expected
 
 
-def test_reward_kwargs_from_the_command_line_are_json(tmp_path):
+def test_reward_kwargs_from_the_command_line_are_json_or_yaml(tmp_path):
     cfg = _grpo(tmp_path, reward_funcs=["cost_weighted"],
                 reward_kwargs='{"cost_weighted": {"c_fa": 10}}')
     assert cfg.reward_kwargs == {"cost_weighted": {"c_fa": 10}}
+    cfg = _grpo(tmp_path, reward_funcs=["cost_weighted"], reward_kwargs="{cost_weighted: {c_fa: 3}}")
+    assert cfg.reward_kwargs == {"cost_weighted": {"c_fa": 3}}
+
+
+def test_pinned_memory_is_off_without_an_accelerator(tmp_path):
+    """torch warns on every run that pins memory with nothing to pin it for."""
+    import torch
+
+    cfg = _grpo(tmp_path)
+    assert cfg.dataloader_pin_memory is torch.accelerator.is_available()
+    assert _grpo(tmp_path, use_cpu=True).dataloader_pin_memory is False
 
 
 # ---------------------------------------------------------------------------- HybridConfig
@@ -103,6 +121,8 @@ def test_reward_kwargs_from_the_command_line_are_json(tmp_path):
     ({"schedule": "grpo_then_sft"},
      "schedule grpo_then_sft needs switch_step (or max_steps to switch at half)"),
     ({"schedule": "mixed", "loss_type": "ppo"}, "loss_type must be one of"),  # GRPO's checks too
+    ({"switch_step": 99, "max_steps": 10},
+     "switch_step 99 is not before max_steps 10: the sft_then_grpo run would never switch"),
 ])
 def test_hybrid_config_errors_say_how_to_fix(tmp_path, fields, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -241,3 +261,111 @@ def test_shipped_compare_recipes_name_existing_training_recipes(recipe):
     assert cfg.reference == "sft" and len(cfg.methods) >= 2
     for method_recipe in cfg.methods.values():
         assert (root / method_recipe).is_file(), method_recipe
+
+
+# --- hostile recipes and overrides (issue 13): one ConfigError that names the culprit -----------
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("- method: sft\n", "a recipe must be a YAML mapping of config keys (key: value lines), got a list"),
+    ("sft\n", "got a str"),
+    ("learning_rate: [1, 2\n", "invalid YAML"),
+])
+def test_a_recipe_that_is_not_a_mapping_is_one_line_naming_the_file(tmp_path, text, message):
+    from rlspoof.trainers.run import recipe_method
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    for parse in (lambda: load_recipe(path, TYPES), lambda: recipe_method(path, [])):
+        with pytest.raises(ConfigError, match=re.escape(message)) as err:
+            parse()
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_binary_recipe_or_a_folder_is_a_config_error(tmp_path):
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00\x81binary")
+    with pytest.raises(ConfigError, match=r"bin\.yaml: not a text file"):
+        load_recipe(tmp_path / "bin.yaml", TYPES)
+    with pytest.raises(ConfigError, match="it is a folder"):
+        load_recipe(tmp_path, TYPES)
+
+
+@pytest.mark.parametrize("override", ["learning_rate=[1,", "augment=[{name: noise", "beta={a: 1"])
+def test_an_unparsable_set_value_names_the_key(tmp_path, override):
+    key = override.partition("=")[0]
+    with pytest.raises(ConfigError, match=rf"^--set {key} is not valid YAML \(line 1, column \d+: ") as err:
+        load_recipe(_write(tmp_path, GRPO_RECIPE), TYPES, [override])
+    assert "\n" not in str(err.value)
+
+
+def test_set_values_are_yaml_like_the_recipe(tmp_path):
+    path = _write(tmp_path, GRPO_RECIPE)
+    model, data, cfg = load_recipe(path, TYPES, [
+        "train_manifest=[a.csv, b.csv]",  # a list for a field that parses its own YAML
+        "reward_weights=[3, 1]",  # a list field: the values are spread
+        "augment=[{name: noise, snr_db: [5, 20]}]",
+        "output_dir=-odd-name",  # a value that starts with "-" is still a value
+        "encoder_preset=null", f"model_name_or_path={tmp_path}",  # null unsets a recipe key
+        'run_name="@exp 1"',  # quoted as in YAML (@ cannot start a plain YAML string)
+    ])
+    assert data.train_manifests() == ["a.csv", "b.csv"]
+    assert cfg.reward_weights == [3.0, 1.0] and cfg.output_dir == "-odd-name"
+    assert data.augment_specs() == [{"name": "noise", "snr_db": [5, 20]}]
+    assert model.encoder_preset is None and model.model_name_or_path == str(tmp_path)
+    assert cfg.run_name == "@exp 1"
+
+
+def test_null_for_a_field_that_needs_a_value_names_the_line_or_the_override(tmp_path):
+    path = _write(tmp_path, {**GRPO_RECIPE, "max_steps": None})
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text.startswith("max_steps:"))
+    with pytest.raises(ConfigError, match=rf"grpo\.yaml:{line}: max_steps: cannot be null"):
+        load_recipe(path, TYPES)
+    with pytest.raises(ConfigError, match=r"^--set beta: cannot be null"):
+        load_recipe(_write(tmp_path, GRPO_RECIPE), TYPES, ["beta="])
+
+
+@pytest.mark.parametrize(("augment", "message"), [
+    ("{name: rawboost}", "augment must be a list of specs"),
+    ("[noise]", "augment: augmentation spec #0 must be a mapping, got 'noise'"),
+    ("[{p: 0.5}]", "augment: augmentation spec #0 has no 'name'"),
+    ("[{name: rawboost, algo: 12}]", "augment: augmentation spec #0 (rawboost): RawBoost algo must be one of"),
+    ("[{name: noise, snr_db: loud}]", "augment: augmentation spec #0 (noise): could not convert string"),
+    ("[{name: noise, snr_db: .nan}]", "augment: augmentation 'noise': snr_db must be finite"),
+    ("[{name: rawboost, params: {nBands: x}}]", "augment: augmentation 'rawboost': params:"),
+    ("[{name: noise}", "augment is not valid YAML"),
+])
+def test_a_malformed_augment_spec_fails_when_the_recipe_is_read(tmp_path, augment, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        load_recipe(_write(tmp_path, {**GRPO_RECIPE, "augment": augment}), TYPES)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"crop_seconds": float("nan")}, "crop_seconds must be positive, got nan"),
+    ({"crop_seconds": float("inf")}, "crop_seconds must be positive, got inf"),
+    ({"eval_crop_seconds": 0.0}, "eval_crop_seconds must be positive"),
+    ({"train_manifest": "[a.csv"}, "train_manifest is not valid YAML"),
+])
+def test_data_arguments_refuse_non_finite_and_unparsable_values(fields, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        DataArguments(**fields)
+
+
+def test_output_dir_checks_protect_the_start_and_a_finished_run(tmp_path):
+    from rlspoof.configs import check_output_dir
+
+    start, run = tmp_path / "start", tmp_path / "run"
+    start.mkdir()
+    for out, where in ((start, "is"), (start / "sub", "is inside"), (tmp_path, "contains")):
+        with pytest.raises(ConfigError, match=f"output_dir {out} {where} model_name_or_path"):
+            check_output_dir(out, "model.safetensors", start=start, overwrite=True)
+    check_output_dir(run, "model.safetensors", start=start)  # a new folder
+    check_output_dir(tmp_path, "model.safetensors", start="org/hub-model")  # a hub id is not a path here
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(ConfigError, match="holds a finished run .*overwrite_output_dir: true"):
+        check_output_dir(run, "model.safetensors", start=start)
+    check_output_dir(run, "model.safetensors", resuming=True)
+    check_output_dir(run, "model.safetensors", overwrite=True)
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        check_output_dir(run / "model.safetensors", "model.safetensors")

@@ -433,3 +433,55 @@ def test_empty_folder_says_what_was_skipped(tmp_path):
     write(tmp_path / "spoof" / "x.m4a", "")
     with pytest.raises(DataError, match=r"no utterances found.*unsupported audio format \.m4a"):
         prepare_corpus("folder", tmp_path)
+
+
+# --- hostile input (issue 13) -----------------------------------------------------------------
+
+
+def test_byte_order_mark_on_a_protocol_keeps_the_first_speaker(asv19):
+    """A BOM used to turn the first line's speaker LA_0079 into "\\ufeffLA_0079"."""
+    proto = proto19(asv19, "train")
+    proto.write_text(proto.read_text(), encoding="utf-8-sig")
+    rows = by_id(prepare_corpus("asvspoof2019_la", asv19).manifest)
+    assert rows["LA_T_1138215"].speaker == "LA_0079"
+
+
+def test_byte_order_mark_on_a_folder_manifest(folder_root, tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("utt_id,path,label\nu1,bonafide/a.wav,bonafide\n", encoding="utf-8-sig")
+    assert [r.utt_id for r in prepare_corpus("folder", manifest).manifest] == ["u1"]
+
+
+@pytest.mark.parametrize("duration, expected", [("-1", None), ("", None), ("0.5", 0.5),
+                                                ("nan", "finite"), ("inf", "finite")])
+def test_antideepfake_duration_minus_one_is_unknown_nan_is_refused(tmp_path, duration, expected):
+    tone(tmp_path / "a.wav")
+    csv_path = write(tmp_path / "p.csv", f"ID,Label,Duration,Path\nu1,fake,{duration},a.wav\n")
+    if isinstance(expected, str):
+        with pytest.raises(DataError, match=expected) as err:
+            prepare_corpus("antideepfake", csv_path)
+        assert err.value.line == 2
+    else:
+        assert prepare_corpus("antideepfake", csv_path).manifest[0].duration == expected
+
+
+def test_a_fifo_in_a_scanned_folder_is_reported_not_opened(folder_root):
+    import os
+
+    os.mkfifo(folder_root / "bonafide" / "stuck.wav")
+    result = prepare_corpus("folder", folder_root, check_audio="read")
+    assert "bonafide__stuck" not in by_id(result.manifest)
+    assert any(path.endswith("stuck.wav") and "not a regular file" in why
+               for path, why in result.skipped)
+
+
+def test_fake_or_real_root_that_is_a_file(tmp_path):
+    with pytest.raises(DataError, match="must be a folder"):
+        prepare_corpus("fake_or_real", write(tmp_path / "x.txt", "x"))
+
+
+def test_every_row_with_bad_audio_is_an_error_even_with_skip_bad(asv19):
+    for flac in asv19.rglob("*.flac"):
+        flac.unlink()
+    with pytest.raises(DataError, match="no usable rows: all 6 have bad audio"):
+        prepare_corpus("asvspoof2019_la", asv19, skip_bad=True)

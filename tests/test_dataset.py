@@ -20,7 +20,7 @@ from rlspoof.data.dataset import (
     write_skipped,
 )
 from rlspoof.data.manifest import Manifest, ManifestRow, read_manifest, write_manifest
-from rlspoof.errors import AudioError
+from rlspoof.errors import AudioError, DataError
 
 SR = 16_000
 CROP = 0.5  # seconds
@@ -134,6 +134,15 @@ def test_dataloader(manifest: Manifest):
     assert [b["input_values"].shape[0] for b in batches] == [3, 1]
     assert batches[0]["input_values"].shape[1] == int(CROP * SR)
     assert torch.all(batches[0]["attention_mask"] == 1)
+
+
+def test_an_empty_training_manifest_and_a_non_finite_crop_are_refused(manifest: Manifest):
+    with pytest.raises(DataError, match=r"^x\.csv: no rows to train on$"):
+        SpoofDataset(Manifest([], origin="x.csv"), SR, crop_seconds=CROP, train=True)
+    assert len(SpoofDataset(Manifest([]), SR, crop_seconds=None, train=False)) == 0  # scoring nothing is fine
+    for crop in (float("nan"), float("inf"), 0.0):
+        with pytest.raises(ValueError, match="crop_seconds must be positive"):
+            SpoofDataset(manifest, SR, crop_seconds=crop)
 
 
 def test_bad_file_names_file_and_manifest_row(manifest: Manifest, tmp_path: Path):

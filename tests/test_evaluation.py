@@ -90,3 +90,68 @@ def test_score_file_round_trip_and_malformed_lines(tmp_path):
     path.write_text(path.read_text() + "u3\tnot-a-number\tspoof\tA02\n")
     with pytest.raises(DataError, match=r"dev.tsv:4: malformed score line"):
         read_score_file(path)
+
+
+def test_non_finite_scores_are_errors_or_skipped_never_results(policy, tiny_corpus, tmp_path):
+    import soundfile as sf
+
+    from rlspoof.errors import RlspoofError
+
+    _, manifest = tiny_corpus
+    dev = manifest.filter(split="dev")
+    huge = tmp_path / "huge.wav"  # finite samples that overflow the encoder: a NaN score
+    sf.write(huge, np.full(8000, 1e30, np.float32), 16000, subtype="FLOAT")
+    dev.rows[0] = type(dev.rows[0])(**{**dev.rows[0].__dict__, "path": str(huge)})
+    with pytest.raises(RlspoofError, match="huge.wav: the model gave a non-finite score"):
+        score_manifest(policy, dev)
+    scored = score_manifest(policy, dev, skip_bad=True)
+    assert dev[0].utt_id not in scored.utt_ids and np.isfinite(scored.scores).all()
+    assert scored.skipped == [(dev[0].utt_id, scored.skipped[0][1])]
+    rows, errors = detect_files(policy, [huge])
+    assert rows == [] and "non-finite score" in errors[0]["error"]
+
+
+def test_detect_bounds_the_windows_of_one_file(policy, tmp_path, monkeypatch):
+    import rlspoof.evaluation as evaluation
+
+    write_audio(tmp_path / "long.wav", 0.1 * np.random.default_rng(0).standard_normal(16000 * 3))
+    monkeypatch.setattr(evaluation, "MAX_WINDOWS", 4)
+    rows, errors = detect_files(policy, [tmp_path / "long.wav"], window_seconds=1.0, hop_seconds=0.5)
+    assert rows == [] and "5 windows (at most 4)" in errors[0]["error"]
+    with pytest.raises(AudioError, match="larger --hop"):
+        detect_files(policy, [tmp_path / "long.wav"], 1.0, 0.5, strict=True)
+
+
+def test_names_that_leave_the_results_folder_are_refused(policy, tiny_corpus, tmp_path):
+    from rlspoof.errors import RlspoofError
+    from rlspoof.evaluation import check_name
+
+    assert check_name("dev set-1", "--set") == "dev set-1"
+    for name in ("../../x", "a/b", "..", ".", "", "a\\b"):
+        with pytest.raises(RlspoofError, match="plain file name"):
+            check_name(name, "--set")
+    _, manifest = tiny_corpus
+    with pytest.raises(RlspoofError, match="plain file name"):
+        evaluate_sets(policy, {"../x": manifest.filter(split="dev")}, tmp_path / "out")
+    assert not (tmp_path / "x.tsv").exists() and not (tmp_path / "out").exists()
+
+
+def test_read_scores_accepts_eval_and_detect_outputs(tmp_path):
+    from rlspoof.errors import DataError
+    from rlspoof.evaluation import ScoredSet, read_scores, write_score_file
+
+    tsv = write_score_file(ScoredSet("s", ["u1", "u2"], [1.5, -2.0], ["bonafide", "spoof"], ["-", "A"]),
+                           tmp_path / "s.tsv")
+    csv_out = tmp_path / "d.csv"
+    csv_out.write_text("\ufeffpath,score,decision,p_bonafide,n_windows\na.wav,1.500000,bonafide,0.8,1\n"
+                       "b.wav,-2.000000,spoof,0.1,1\n")
+    json_out = tmp_path / "d.json"
+    json_out.write_text(json.dumps({"results": [{"path": "a", "score": 1.5}, {"path": "b", "score": -2}],
+                                    "errors": []}))
+    for path in (tsv, csv_out, json_out):
+        assert read_scores(path) == [1.5, -2.0]
+    csv_out.write_text("path,score,decision,p_bonafide,n_windows\na.wav,1.5,bonafide\n")
+    with pytest.raises(DataError, match=r"d.csv:2: malformed score line"):
+        read_scores(csv_out)
+    with pytest.raises(DataError, match="not a regular file"):
+        read_scores(tmp_path)

@@ -174,3 +174,63 @@ def test_relocate_rewrites_paths(tmp_path: Path):
     elsewhere = relocate(m, tmp_path / "other")
     assert Path(elsewhere[0].path).is_absolute()
     assert elsewhere.audio_path(elsewhere[0]) == moved.audio_path(moved[0])
+
+
+@pytest.mark.parametrize("suffix, value, line", [(".csv", "nan", 3), (".csv", "-1.5", 3),
+                                                 (".csv", "inf", 3), (".jsonl", "NaN", 2),
+                                                 (".jsonl", "-2", 2), (".jsonl", "true", 2)])
+def test_nan_negative_or_boolean_duration_names_its_line(tmp_path: Path, suffix, value, line):
+    """A NaN duration made `data summary --json` print NaN (not JSON); it is now refused."""
+    path = tmp_path / f"m{suffix}"
+    if suffix == ".csv":
+        path.write_text(f"utt_id,path,label,duration\nu1,a.wav,spoof,1\nu2,b.wav,spoof,{value}\n")
+    else:
+        path.write_text(f'{{"utt_id": "u1", "path": "a", "label": "spoof"}}\n'
+                        f'{{"utt_id": "u2", "path": "b", "label": "spoof", "duration": {value}}}\n')
+    with pytest.raises(DataError, match="duration") as info:
+        read_manifest(path)
+    assert info.value.line == line and f"m{suffix}:{line}:" in str(info.value)
+
+
+def test_blank_or_dash_duration_is_unknown(tmp_path: Path):
+    path = tmp_path / "m.csv"
+    path.write_text("utt_id,path,label,duration\nu1,a.wav,spoof,\nu2,b.wav,spoof,-\nu3,c,spoof,0\n")
+    assert [r.duration for r in read_manifest(path)] == [None, None, 0.0]
+
+
+def test_byte_order_mark_is_stripped(tmp_path: Path):
+    """Excel writes a BOM; it used to stick to the first header name ("\\ufeffutt_id")."""
+    for suffix, text in ((".csv", "utt_id,path,label\nu1,a.wav,spoof\n"),
+                         (".jsonl", '{"utt_id": "u1", "path": "a.wav", "label": "spoof"}\n')):
+        path = tmp_path / f"m{suffix}"
+        path.write_text(text, encoding="utf-8-sig")
+        assert [r.utt_id for r in read_manifest(path)] == ["u1"]
+
+
+def test_empty_header_only_and_folder_manifests_are_refused(tmp_path: Path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="file is empty") as info:
+        read_manifest(empty)
+    assert info.value.line == 1
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("utt_id,path,label\n")
+    with pytest.raises(DataError, match="no rows"):
+        read_manifest(header_only)
+    blank = tmp_path / "b.jsonl"
+    blank.write_text("\n\n")
+    with pytest.raises(DataError, match="no rows"):
+        read_manifest(blank)
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(DataError, match="is a folder"):
+        read_manifest(tmp_path / "dir.csv")
+
+
+def test_write_refuses_what_read_would_refuse(tmp_path: Path):
+    """`data prepare --out x.txt` wrote a CSV that `data summary` then refused."""
+    with pytest.raises(DataError, match=r"must end in \.csv, \.tsv, \.jsonl"):
+        write_manifest(_rows(), tmp_path / "m.txt")
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(DataError, match="is a folder"):
+        write_manifest(_rows(), tmp_path / "dir.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.csv"]

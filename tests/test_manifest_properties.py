@@ -58,10 +58,8 @@ def _assert_names(err: DataError, path: Path, line: int | None = None) -> None:
 
 
 def _key(row: ManifestRow) -> tuple:
-    """Row as a tuple where NaN durations compare equal (NaN is a parseable JSON/CSV float)."""
-    values = astuple(replace(row, extra={}))
-    values = tuple("NaN" if isinstance(v, float) and math.isnan(v) else v for v in values)
-    return values + (tuple(sorted(row.extra.items())),)
+    """Row as a tuple, extras sorted."""
+    return astuple(replace(row, extra={})) + (tuple(sorted(row.extra.items())),)
 
 
 def _same_rows(got, expected) -> None:
@@ -111,6 +109,8 @@ def _expected_row(record: dict[str, object]) -> ManifestRow:
             duration = float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError, OverflowError):
             raise _Invalid("duration") from None
+        if isinstance(raw, bool) or not math.isfinite(duration) or duration < 0:
+            raise _Invalid("duration")  # NaN would print as invalid JSON, < 0 poisons totals
     extra = {k: str(v) for k, v in record.items()
              if k not in CORE_COLUMNS and v is not None and v != ""}
     return ManifestRow(**core, label=label, duration=duration, extra=extra)  # type: ignore[arg-type]
@@ -133,7 +133,7 @@ def _stripped() -> st.SearchStrategy[str]:
 
 @st.composite
 def manifest_rows(draw, max_rows: int = 5) -> list[ManifestRow]:
-    ids = draw(st.lists(_stripped(), max_size=max_rows, unique=True))
+    ids = draw(st.lists(_stripped(), min_size=1, max_size=max_rows, unique=True))
     rows = []
     for utt in ids:
         optional = {col: draw(st.none() | _stripped())

@@ -3,6 +3,7 @@ LoRA, layer weighting and masked pooling. Tiny random models only; nothing is do
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -301,3 +302,84 @@ def test_frame_mask_matches_encoder():
     theirs = model._get_feature_vector_attention_mask(n_frames, mask)
     assert torch.equal(ours, theirs.bool())
     assert ours[0].all() and not ours[1].all()
+
+
+# --------------------------------------------------------------------------- hostile folders
+
+
+def _edit_config(folder, **changes):
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    config.update(changes)
+    path.write_text(json.dumps(config))
+
+
+def _with_own_code(folder, tmp_path):
+    """auto_map pointing at evil.py beside config.json; importing it leaves a marker."""
+    marker = tmp_path / "code_ran"
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    _edit_config(folder, auto_map={"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"})
+    return marker
+
+
+def test_auto_map_is_not_followed_without_the_callers_trust_remote_code(tmp_path):
+    folder = tmp_path / "enc"
+    original = _save_tiny(folder)
+    marker = _with_own_code(folder, tmp_path)
+    model, _, _ = load_encoder(EncoderConfig(name_or_path=str(folder)))
+    assert type(model) is ENCODER_FAMILIES["wav2vec2"][1] and not marker.exists()
+    key = "encoder.layers.0.attention.q_proj.weight"
+    assert torch.equal(model.state_dict()[key], original.state_dict()[key])
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_model_type_must_be_a_supported_audio_family(tmp_path, trust):
+    folder = tmp_path / "enc"
+    _save_tiny(folder)
+    marker = _with_own_code(folder, tmp_path)
+    _edit_config(folder, model_type="bert")
+    with pytest.raises(RlspoofError, match=r"model_type 'bert' is not an audio encoder") as err:
+        load_encoder(EncoderConfig(name_or_path=str(folder), trust_remote_code=trust))
+    assert str(folder) in str(err.value)
+    assert "wav2vec2, hubert, wavlm, data2vec-audio" in str(err.value)
+    assert not marker.exists()
+
+
+def test_a_config_declaring_far_more_than_its_weights_is_refused(tmp_path):
+    folder = tmp_path / "enc"
+    _save_tiny(folder)
+    _edit_config(folder, hidden_size=65536, num_hidden_layers=48, intermediate_size=262144)
+    with pytest.raises(RlspoofError, match="refusing to allocate") as err:
+        load_encoder(EncoderConfig(name_or_path=str(folder)))  # would be ~9,000 GiB
+    message = str(err.value)
+    assert str(folder) in message and str(folder / "model.safetensors") in message
+    assert "hidden_size=65536, num_hidden_layers=48" in message
+    assert re.search(r"holds only 14\d,\d{3}", message)
+
+
+def test_more_layers_than_tensors_is_refused_before_building_them(tmp_path):
+    folder = tmp_path / "enc"
+    _save_tiny(folder)
+    _edit_config(folder, num_hidden_layers=10**8)  # a million empty modules even on meta
+    with pytest.raises(RlspoofError, match=r"num_hidden_layers=100000000.*holds only \d+ tensors"):
+        load_encoder(EncoderConfig(name_or_path=str(folder)))
+
+
+def test_non_finite_encoder_weights_are_refused(tmp_path):
+    folder = tmp_path / "enc"
+    _save_tiny(folder)
+    state = load_file(folder / "model.safetensors")
+    state["encoder.layers.1.feed_forward.output_dense.weight"][3, 3] = float("nan")
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(RlspoofError, match="NaN or Inf") as err:
+        load_encoder(EncoderConfig(name_or_path=str(folder)))
+    assert str(folder / "model.safetensors") in str(err.value)
+    assert "encoder.layers.1.feed_forward.output_dense.weight" in str(err.value)
+
+
+def test_a_config_json_that_is_not_a_mapping_is_an_error(tmp_path):
+    folder = tmp_path / "enc"
+    _save_tiny(folder)
+    (folder / "config.json").write_text("[1, 2, 3]")
+    with pytest.raises(RlspoofError, match=re.escape(str(folder))):
+        load_encoder(EncoderConfig(name_or_path=str(folder)))

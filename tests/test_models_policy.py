@@ -211,3 +211,131 @@ def test_a_loaded_policy_can_be_refrozen_given_lora_or_a_frame_head_and_keeps_th
     logits, frames, mask = again(wave, return_frames=True)
     field, stride = again.frame_geometry
     assert frames.shape[:2] == (1, (8000 - field) // stride + 1) and mask is None and torch.allclose(logits, again(wave))
+
+
+# --------------------------------------------------------------------------- hostile folders
+
+
+def _hostile_policy_folder(tmp_path, model_type="wav2vec2"):
+    """A policy folder whose config asks for its own code: trust_remote_code true and an
+    auto_map to evil.py beside it, which leaves a marker file when imported."""
+    folder = _policy().save_pretrained(tmp_path / "hostile")
+    marker = tmp_path / "code_ran"
+    config = json.loads((folder / "config.json").read_text())
+    config["policy"]["encoder"]["trust_remote_code"] = True
+    config["encoder"]["model_type"] = model_type
+    config["encoder"]["config"]["auto_map"] = {
+        "AutoConfig": "evil.EvilConfig",
+        "AutoModel": "evil.EvilModel",
+    }
+    config["encoder"]["config"]["_name_or_path"] = str(folder)
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    return folder, marker
+
+
+def test_a_policy_folder_cannot_make_rlspoof_run_its_code(tmp_path):
+    folder, marker = _hostile_policy_folder(tmp_path, model_type="bert")
+    with pytest.raises(RlspoofError, match=r"model_type 'bert' is not an audio encoder") as err:
+        SpoofPolicy.from_pretrained(folder)
+    assert str(folder) in str(err.value)
+    assert "wav2vec2, hubert, wavlm, data2vec-audio" in str(err.value)
+    assert not marker.exists()
+
+
+def test_a_stored_trust_remote_code_is_ignored_and_not_saved(tmp_path):
+    folder, marker = _hostile_policy_folder(tmp_path, model_type="wav2vec2")
+    loaded = SpoofPolicy.from_pretrained(folder)  # a supported family: rlspoof's own class
+    assert not marker.exists()
+    assert loaded.config.encoder.trust_remote_code is False
+    assert not hasattr(loaded.encoder.config, "auto_map")
+    # Only the caller turns it on, and the folder written next never carries it.
+    assert SpoofPolicy.from_pretrained(folder, trust_remote_code=True).config.encoder.trust_remote_code
+    assert not marker.exists()
+    policy = _policy(encoder={"trust_remote_code": True})
+    config = json.loads((policy.save_pretrained(tmp_path / "saved") / "config.json").read_text())
+    assert "trust_remote_code" not in config["policy"]["encoder"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"encoder": {"hidden_size": 65536, "num_hidden_layers": 48, "intermediate_size": 262144}},
+        {"encoder": {"hidden_size": 65536, "intermediate_size": 262144}},
+        {"policy": {"head_hidden": 10**9}},
+    ],
+    ids=["hidden65536x48", "hidden65536", "head_hidden"],
+)
+def test_a_config_declaring_far_more_than_its_weights_is_refused_before_allocating(
+    tmp_path, change
+):
+    folder = _policy().save_pretrained(tmp_path / "bomb")
+    config = json.loads((folder / "config.json").read_text())
+    config["encoder"]["config"].update(change.get("encoder", {}))
+    config["policy"].update(change.get("policy", {}))
+    (folder / "config.json").write_text(json.dumps(config))
+    # Allocating these would take from 0.5 to 9,000 GiB; refusing takes no memory.
+    with pytest.raises(RlspoofError, match="refusing to allocate") as err:
+        SpoofPolicy.from_pretrained(folder)
+    message = str(err.value)
+    assert str(folder / "config.json") in message and str(folder / "model.safetensors") in message
+    assert re.search(r"holds only 14\d,\d{3}", message)
+    if "encoder" in change:
+        assert "hidden_size=65536" in message
+
+
+def test_invalid_encoder_config_values_are_errors_naming_the_file(tmp_path):
+    folder = _policy().save_pretrained(tmp_path / "bad")
+    config = json.loads((folder / "config.json").read_text())
+    config["encoder"]["config"]["num_attention_heads"] = 3  # does not divide hidden size 64
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RlspoofError, match="invalid encoder config") as err:
+        SpoofPolicy.from_pretrained(folder)
+    assert str(folder / "config.json") in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_file_and_tensor(tmp_path, bad):
+    folder = _policy().save_pretrained(tmp_path / "nan")
+    state = load_file(folder / "model.safetensors")
+    state["encoder.encoder.layers.1.attention.q_proj.weight"][0, 0] = bad
+    save_file(state, folder / "model.safetensors")
+    with pytest.raises(RlspoofError, match="NaN or Inf") as err:
+        SpoofPolicy.from_pretrained(folder)
+    assert str(folder / "model.safetensors") in str(err.value)
+    assert "encoder.encoder.layers.1.attention.q_proj.weight" in str(err.value)
+
+
+# --------------------------------------------------------------------------- hostile clips
+
+
+def test_clips_shorter_than_the_receptive_field_are_repeat_padded():
+    policy = _policy()
+    assert policy.min_samples == 400  # the tiny preset's 25 ms kernel
+    waves = _waves(lengths=(1, 150, 399, 400, 5000))
+    scores = policy.score(waves, batch_size=2)
+    assert np.isfinite(scores).all()
+    tiled = [np.tile(w, 400)[:400] if len(w) < 400 else w for w in waves]
+    np.testing.assert_allclose(scores, policy.score(tiled, batch_size=2), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        scores, [policy.score([w])[0] for w in waves], rtol=1e-4, atol=1e-5
+    )
+
+
+def test_a_non_finite_score_is_an_error_naming_the_input():
+    from rlspoof.models.policy import NonFiniteScoreError
+
+    policy = _policy()
+    good, huge, nan = _waves(lengths=(3000, 3000, 3000))
+    huge = huge * np.float32(1e30)
+    nan[5] = np.nan
+    with pytest.raises(NonFiniteScoreError, match=r"'huge'.*not finite.*peak \|sample\|") as err:
+        policy.score([good, huge], names=["good", "huge"])
+    assert isinstance(err.value, RlspoofError) and err.value.indices == [1]
+    assert np.isfinite(err.value.scores[0]) and np.isnan(err.value.scores[1])
+    with pytest.raises(RlspoofError, match=r"waveform 0 \(and 1 more of 3\).*NaN/Inf samples"):
+        policy.score([nan, good, huge])
+    with torch.no_grad():  # a broken model is caught the same way
+        policy.head.net[-1].bias.fill_(float("nan"))
+    with pytest.raises(NonFiniteScoreError, match="waveform 0"):
+        policy.score([good])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,16 +106,83 @@ def test_checkpoints_are_renamed_into_place_and_a_partial_one_is_never_resumed(t
     folder, _ = tiny_corpus
     out = train_from_recipe(_recipe(tmp_path, folder, max_steps=20))
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-20"]
-    assert not any((out / PARTIAL_DIR).iterdir())
+    assert not (out / PARTIAL_DIR).exists()  # the staging folder goes once it is empty
     # a half-written checkpoint from a killed save sits in .partial and is never picked up
-    (out / PARTIAL_DIR / "checkpoint-30").mkdir()
+    (out / PARTIAL_DIR / "checkpoint-30").mkdir(parents=True)
     (out / PARTIAL_DIR / "checkpoint-30" / "model.safetensors").write_bytes(b"trunc")
     again = train_from_recipe(_recipe(tmp_path, folder, max_steps=30, resume_from_checkpoint="last"))
     state = yaml.safe_load((again / "trainer_state.json").read_text())
     assert state["global_step"] == 30
+    assert not (out / PARTIAL_DIR).exists()
     with pytest.raises(ConfigError, match="no checkpoint-"):
         train_from_recipe(_recipe(tmp_path, folder, output_dir=str(tmp_path / "empty"),
                                   resume_from_checkpoint="last"))
+
+    # A pickled optimizer.pt is refused (never unpickled), as one line naming the file.
+    evil, marker = tmp_path / "evil", tmp_path / "pwned"
+    shutil.copytree(out / "checkpoint-30", evil)
+    torch.save({"state": _Payload(marker)}, evil / "optimizer.pt")
+    with pytest.raises(RlspoofError, match=r"evil/optimizer\.pt: refused, not loaded: it is a pickle "
+                                           r"that imports io\.open") as err:
+        train_from_recipe(_recipe(tmp_path, folder, max_steps=31, resume_from_checkpoint=str(evil)))
+    assert "\n" not in str(err.value) and not marker.exists()
+
+
+class _Payload:
+    """Unpickling it would create ``marker``: the file must never appear."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("nowhere", "resume_from_checkpoint: {tmp}/nowhere does not exist"),
+    ("folder", "resume_from_checkpoint: {tmp}/folder is not a checkpoint folder (no trainer_state.json)"),
+])
+def test_resuming_from_nothing_names_the_path(tiny_corpus, tmp_path, value, message):
+    folder, _ = tiny_corpus
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ConfigError, match=re.escape(message.format(tmp=tmp_path))):
+        train_from_recipe(_recipe(tmp_path, folder, resume_from_checkpoint=str(tmp_path / value)))
+
+
+def test_a_finished_run_and_the_starting_checkpoint_are_never_overwritten(tiny_corpus, tmp_path):
+    folder, _ = tiny_corpus
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"the user's finished policy")
+    with pytest.raises(ConfigError, match=f"output_dir {run} holds a finished run"):
+        train_from_recipe(_recipe(tmp_path, folder, max_steps=2))
+    with pytest.raises(ConfigError, match=f"output_dir {run} is model_name_or_path {run}"):
+        train_from_recipe(_recipe(tmp_path, folder, encoder_preset=None, model_name_or_path=str(run),
+                                  overwrite_output_dir=True))
+    with pytest.raises(ConfigError, match="is inside model_name_or_path"):
+        train_from_recipe(_recipe(tmp_path, folder, encoder_preset=None, model_name_or_path=str(run),
+                                  output_dir=str(run / "next")))
+    assert (run / "model.safetensors").read_bytes() == b"the user's finished policy"
+    out = train_from_recipe(_recipe(tmp_path, folder, max_steps=2, save_strategy="no",
+                                    overwrite_output_dir=True))  # asked for: replaced
+    assert (out / "model.safetensors").read_bytes() != b"the user's finished policy"
+
+
+def test_trust_remote_code_comes_from_the_recipe_never_from_the_checkpoint(tmp_path):
+    import json
+
+    from rlspoof.configs import DataArguments, ModelArguments
+    from rlspoof.trainers.run import policy_from_arguments
+
+    policy = build_policy(PolicyConfig(EncoderConfig(preset="tiny"), crop_seconds=0.5))
+    folder = policy.save_pretrained(tmp_path / "policy")
+    config = json.loads((folder / "config.json").read_text())
+    config["policy"]["encoder"]["trust_remote_code"] = True  # a hostile folder asks for it
+    (folder / "config.json").write_text(json.dumps(config))
+    for asked in (False, True):
+        loaded = policy_from_arguments(ModelArguments(model_name_or_path=str(folder), trust_remote_code=asked),
+                                       DataArguments())
+        assert loaded.config.encoder.trust_remote_code is asked
 
 
 @pytest.mark.slow

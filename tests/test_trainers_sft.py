@@ -9,7 +9,8 @@ import torch
 import yaml
 
 from rlspoof.configs import ConfigError
-from rlspoof.data.manifest import write_manifest
+from rlspoof.data.manifest import Manifest, write_manifest
+from rlspoof.errors import DataError
 from rlspoof.models import SpoofPolicy
 from rlspoof.trainers.run import train_from_recipe
 from rlspoof.trainers.sft import sft_loss
@@ -45,8 +46,9 @@ def test_sft_loss_matches_cross_entropy_and_weights_shift_it():
 
 def test_sft_fits_a_few_utterances_and_saves_a_loadable_policy(tiny_corpus, tmp_path):
     folder, manifest = tiny_corpus
-    few = manifest.filter(split="train")[:8]
-    few.root = folder
+    # both classes (the first 8 train rows are all bonafide: a constant fits those)
+    few = Manifest([*manifest.filter(split="train", label="bonafide")[:4],
+                    *manifest.filter(split="train", label="spoof")[:4]], root=folder)
     train = write_manifest(few, folder / "few.csv")
     out = train_from_recipe(_recipe(tmp_path, train, train))
 
@@ -86,3 +88,41 @@ def test_drift_samples_logs_the_train_dev_embedding_distance_at_each_evaluation(
     assert len(drift) == 2 and all(0 < d < float("inf") for d in drift)
     with pytest.raises(ConfigError, match="drift_samples"):
         train_from_recipe(_recipe(tmp_path, folder / "train.csv", folder / "dev.csv", drift_samples=-1))
+
+
+@pytest.mark.parametrize("method", ["sft", "grpo", "posttrain", "mldg", "hybrid"])
+def test_a_one_class_manifest_is_refused_naming_it_and_its_label(tiny_corpus, tmp_path, method):
+    """Cross-entropy on one label learns a constant and GRPO's correctness reward is won by
+    always answering it: every fine-tuning method refuses, before building the model."""
+    folder, manifest = tiny_corpus
+    spoof = manifest.filter(split="train", label="spoof")
+    spoof.root = folder
+    train = write_manifest(spoof, tmp_path / "spoof_only.csv")
+    extra = {"switch_step": 1} if method == "hybrid" else {}
+    recipe = _recipe(tmp_path, train, train, method=method, **extra)
+    with pytest.raises(DataError, match=rf"spoof_only\.csv: all {len(spoof)} training rows are 'spoof' "
+                                        r"and none is 'bonafide'"):
+        train_from_recipe(recipe)
+
+
+def test_zero_steps_and_an_empty_split_are_errors_not_a_silent_run(tiny_corpus, tmp_path):
+    folder, _ = tiny_corpus
+    with pytest.raises(ConfigError, match="max_steps must be a positive number of optimizer steps"):
+        train_from_recipe(_recipe(tmp_path, folder / "train.csv", folder / "dev.csv", max_steps=0))
+    with pytest.raises(DataError, match=r"manifest\.csv: no rows with split 'nosuch'"):
+        train_from_recipe(_recipe(tmp_path, folder / "manifest.csv", folder / "dev.csv", train_split="nosuch"))
+    with pytest.raises(ConfigError, match=r"eval_strategy steps needs eval_manifest \(or set eval_strategy: no\)"):
+        train_from_recipe(_recipe(tmp_path, folder / "train.csv", folder / "dev.csv", eval_manifest=None,
+                                  eval_strategy="steps", eval_steps=2))
+    assert not (tmp_path / "run").exists()  # nothing was written
+
+
+def test_a_one_class_dev_manifest_is_refused_before_training(tiny_corpus, tmp_path):
+    """Its EER is undefined: it used to fail with a traceback at the first evaluation."""
+    folder, manifest = tiny_corpus
+    bonafide = manifest.filter(split="dev", label="bonafide")
+    bonafide.root = folder
+    dev = write_manifest(bonafide, tmp_path / "dev_bonafide.csv")
+    with pytest.raises(DataError, match=r"dev_bonafide\.csv: all \d+ dev rows are 'bonafide' and none is "
+                                        r"'spoof'; the dev EER needs both classes"):
+        train_from_recipe(_recipe(tmp_path, folder / "train.csv", dev, eval_strategy="steps", eval_steps=2))

@@ -1,8 +1,15 @@
 """The ``rlspoof`` command line: a thin typer layer over the library.
 
-Commands parse arguments, call one library function, and render results with rich. Errors
-caused by user input (``RlspoofError``) are printed as one line and exit with code 2, never as
-a traceback.
+Commands parse arguments, call one library function, and render results with rich.
+
+Exit codes, the same for every command (``main`` is the one place that enforces them):
+
+* ``0`` success;
+* ``1`` a command's own alert: ``drift`` found drift, ``detect`` could score none of its inputs;
+* ``2`` bad input (a file, a line of it, an option, a recipe field): one line that names it,
+  never a traceback. Every such error is an ``RlspoofError``; typer's own usage errors are 2 too.
+
+Anything else is a bug and keeps its traceback, so that it stays visible.
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ app.command()(embed)
 app.command(name="accelerate-config")(accelerate_config)
 
 
+EXIT_OK, EXIT_ALERT, EXIT_INPUT_ERROR = 0, 1, 2
+
+
 def main() -> None:
     try:
         app()
@@ -46,4 +56,4 @@ def main() -> None:
         from rlspoof.cli.console import err_console
 
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        sys.exit(EXIT_INPUT_ERROR)

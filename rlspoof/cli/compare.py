@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from rlspoof.cli.console import console
+from rlspoof.errors import RlspoofError
 
 
 def headline_table(cfg, results: dict) -> Table:
@@ -53,9 +55,17 @@ def compare(
     from rlspoof.compare import compare as run_compare
 
     cfg = CompareConfig.from_yaml(recipe)
-    cfg.overrides = [*cfg.overrides, *set_]
-    if seeds:
-        cfg.seeds = [int(s) for s in seeds.split(",")]
+    changes: dict = {"overrides": [*cfg.overrides, *set_]}
+    if seeds is not None:
+        try:
+            changes["seeds"] = [int(s) for s in seeds.split(",")]
+        except ValueError:
+            raise RlspoofError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
+    cfg = dataclasses.replace(cfg, **changes)  # re-runs the recipe's checks on the new values
+    missing = [f"{name}: {path}" for name, path in cfg.methods.items() if not Path(path).is_file()]
+    if missing:
+        raise RlspoofError(f"compare recipe {recipe}: training recipe(s) not found: "
+                           f"{'; '.join(missing)}")
     results = run_compare(cfg, log=console.print)
     failed = [name for name, run in results["runs"].items() if run["status"] != "ok"]
     out = Path(cfg.output_dir)

@@ -10,7 +10,15 @@ from rich.table import Table
 
 from rlspoof.cli.console import console, progress_bar
 from rlspoof.data.corpora import list_corpora, prepare_corpus
-from rlspoof.data.manifest import Manifest, read_manifest, relocate, summarize, write_manifest
+from rlspoof.data.manifest import (
+    Manifest,
+    check_manifest_path,
+    check_output_file,
+    read_manifest,
+    relocate,
+    summarize,
+    write_manifest,
+)
 from rlspoof.errors import RlspoofError
 
 data_app = typer.Typer(help="Corpora and manifests: synthesise, prepare, validate, summarise.",
@@ -51,10 +59,16 @@ def synth(
     jobs: int = typer.Option(0, help="Worker processes (0 = all CPU cores)."),
 ) -> None:
     """Build the built-in SYNTHETIC benchmark corpus (audio + manifests + corpus.json)."""
-    from rlspoof.data.synth.corpus import SIZES, build_corpus
+    from rlspoof.data.synth.corpus import SIZES, build_corpus, split_specs
 
     if size not in SIZES:
         raise RlspoofError(f"unknown --size {size!r}; choose one of: {', '.join(SIZES)}")
+    if jobs < 0:
+        raise RlspoofError(f"--jobs must be >= 0 (0 = all CPU cores), got {jobs}")
+    if seed < 0:
+        raise RlspoofError(f"--seed must be >= 0, got {seed}")
+    _check_synth_out(out, {"audio", "manifest.csv", "corpus.json",
+                           *(f"{split.name}.csv" for split in split_specs(SIZES[size]))})
     with progress_bar(f"synthesising {size} corpus") as update:
         manifest = build_corpus(out, size=size, seed=seed, n_jobs=jobs or None, progress=update)
     _print_summary(manifest, f"SYNTHETIC corpus '{size}' (seed {seed}) in {out}")
@@ -65,19 +79,21 @@ def synth(
 def prepare(
     corpus: str = typer.Argument(..., help=f"Corpus layout: {', '.join(list_corpora())}."),
     root: Path = typer.Argument(..., help="Corpus folder (for antideepfake: the protocol CSV)."),
-    out: Path = typer.Option(..., "--out", help="Manifest to write (.csv or .jsonl)."),
+    out: Path = typer.Option(..., "--out", help="Manifest to write (.csv, .tsv or .jsonl)."),
     check_audio: str = typer.Option("exists", help="none | exists | read (open each header)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave out rows with missing/unreadable audio and list them."),
     option: list[str] = typer.Option([], "--option", "-o", help="Adapter option key=value (e.g. protocol=..., bonafide_root=...)."),
 ) -> None:
     """Turn a real corpus on disk into a manifest and print its per-split, per-attack counts."""
+    _check_out(out, root, "corpus root")
+    check_output_file(_skipped_path(out))  # written beside it when rows are skipped
     result = prepare_corpus(corpus, root, check_audio=check_audio, skip_bad=skip_bad,
                             **_parse_options(option))
     manifest = relocate(result.manifest, out.parent)
     write_manifest(manifest, out)
     _print_summary(manifest, f"{corpus}: {len(manifest)} utterances -> {out}")
     if result.skipped:
-        skipped_path = out.with_name(out.stem + ".skipped.csv")
+        skipped_path = _skipped_path(out)
         _write_rows(skipped_path, ["item", "reason"], result.skipped)
         console.print(f"[yellow]skipped {len(result.skipped)} item(s); listed in {skipped_path}[/]")
 
@@ -90,16 +106,26 @@ def validate(
     out: Path = typer.Option(None, "--out", help="With --skip-bad: write the manifest of good rows here."),
 ) -> None:
     """Open every file of a manifest; stop at the first bad one, or list them all with --skip-bad."""
+    from rlspoof.data.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
     from rlspoof.data.dataset import validate_manifest, write_skipped
 
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise RlspoofError(f"--sample-rate must be {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz, "
+                           f"got {sample_rate}")
+    if out is not None:
+        _check_out(out, manifest_path, "MANIFEST")
+    if skip_bad:
+        check_output_file(_skipped_path(manifest_path))
     manifest = read_manifest(manifest_path)
     with progress_bar("validating audio") as update:
         good, skipped = validate_manifest(manifest, sample_rate, skip_bad=skip_bad, progress=update)
     console.print(f"{len(good)} of {len(manifest)} files usable")
     if skipped:
-        report = manifest_path.with_name(manifest_path.stem + ".skipped.csv")
+        report = _skipped_path(manifest_path)
         write_skipped(skipped, report)
         console.print(f"[yellow]{len(skipped)} bad file(s) listed in {report}[/]")
+    if out is not None and not good:
+        raise RlspoofError(f"{manifest_path}: no usable rows, so --out {out} was not written")
     if out is not None:
         write_manifest(relocate(good, out.parent), out)
         console.print(f"good rows written to {out}")
@@ -113,9 +139,36 @@ def summary(
     """Per-split, per-attack counts of a manifest."""
     manifest = read_manifest(manifest_path)
     if as_json:
-        print(json.dumps(summarize(manifest), indent=2))
+        # allow_nan=False: the reader rejects NaN durations, so a NaN here is a bug to show
+        print(json.dumps(summarize(manifest), indent=2, allow_nan=False))
     else:
         _print_summary(manifest, str(manifest_path))
+
+
+def _check_out(out: Path, source: Path, what: str) -> None:
+    """Check ``--out`` before the work: a manifest ``data summary`` can read back, not a
+    folder, and not the input it is made from (that would be replaced by its own result)."""
+    check_manifest_path(out, output=True)
+    if out.exists() and out.resolve() == source.resolve():
+        raise RlspoofError(f"--out {out} is the {what} itself; write the result elsewhere")
+
+
+def _skipped_path(manifest: Path) -> Path:
+    return manifest.with_name(manifest.stem + ".skipped.csv")
+
+
+def _check_synth_out(out: Path, ours: set[str]) -> None:
+    """``--out`` may hold only what synth writes (``ours``): rebuilding a corpus, or finishing
+    a killed run, rewrites the same bytes, but anything else would be mixed with the corpus
+    or overwritten by it."""
+    if out.exists() and not out.is_dir():
+        raise RlspoofError(f"--out {out} is a file, not a folder")
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name.removesuffix(".tmp") not in ours) if out.is_dir() else []
+    if foreign:
+        raise RlspoofError(f"--out {out} holds files that are not part of a synthetic corpus "
+                           f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
+                           "choose a new or empty folder")
 
 
 def _write_rows(path: Path, header: list[str], rows) -> None:

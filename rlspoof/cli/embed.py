@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -10,6 +11,9 @@ from rich.table import Table
 from rlspoof.cli.console import console, progress_bar
 from rlspoof.cli.evaluate import _named_paths
 from rlspoof.errors import RlspoofError
+
+#: Longest --crop-seconds: ten minutes, far beyond any anti-spoofing clip.
+MAX_CROP_SECONDS = 600.0
 
 
 def embed(
@@ -32,6 +36,17 @@ def embed(
 
     if max_per_attack is not None and max_per_attack < 1:
         raise RlspoofError(f"--max-per-attack must be >= 1, got {max_per_attack}")
+    if batch_size < 1:
+        raise RlspoofError(f"--batch-size must be >= 1, got {batch_size}")
+    # capped: short clips are padded up to the crop, so 1e6 s would allocate 64 GB per clip
+    if crop_seconds is not None and not (math.isfinite(crop_seconds)
+                                         and 0 < crop_seconds <= MAX_CROP_SECONDS):
+        raise RlspoofError(f"--crop-seconds must be in (0, {MAX_CROP_SECONDS:g}] seconds, "
+                           f"got {crop_seconds}")
+    if seed < 0:
+        raise RlspoofError(f"--seed must be >= 0, got {seed}")
+    if out.exists() and not out.is_dir():
+        raise RlspoofError(f"--out {out} is a file, not a folder")
     rows = read_manifest(manifest)
     if split is not None:
         splits = sorted({row.split for row in rows})

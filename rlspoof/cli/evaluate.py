@@ -13,18 +13,42 @@ from rich.table import Table
 from rlspoof.cli.console import console, progress_bar
 from rlspoof.errors import RlspoofError
 
+TRUST_REMOTE_CODE_HELP = ("Allow the policy folder's encoder to run Python code it ships "
+                          "(transformers trust_remote_code). Off: a downloaded folder runs nothing.")
+
 
 def _named_paths(items: list[str], option: str, default_name) -> dict[str, Path]:
-    """``NAME=PATH`` items, or bare paths named by ``default_name(path)``; names must be unique."""
+    """``NAME=PATH`` items, or bare paths named by ``default_name(path)``; names must be unique
+    plain file names, since each names a file or folder under ``--out``."""
+    from rlspoof.evaluation import check_name
+
     named = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep:
             name, path = default_name(Path(item)), item
+        check_name(name, option)
         if name in named:
             raise RlspoofError(f"{option} name {name!r} given twice; name them: {option} NAME=PATH")
         named[name] = Path(path)
     return named
+
+
+def check_out_file(out: Path, inputs: list[Path], overwrite: bool) -> None:
+    """Refuse an ``--out`` that would destroy something, before any work: one of the inputs
+    (``detect x.wav --out x.wav`` replaced the audio with CSV), even with ``--overwrite``; a
+    folder or special file; any other existing file unless ``overwrite``. Creates its folder."""
+    if out.exists():
+        if not out.is_file():
+            raise RlspoofError(f"--out {out} is a folder or special file; give a file name")
+        if any(p.exists() and out.samefile(p) for p in inputs):
+            raise RlspoofError(f"--out {out} is one of the inputs; write the results elsewhere")
+        if not overwrite:
+            raise RlspoofError(f"--out {out} exists; pass --overwrite to replace it")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RlspoofError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
 
 
 def evaluate(
@@ -36,6 +60,7 @@ def evaluate(
     max_seconds: float = typer.Option(None, help="Score only the first N seconds of each clip."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable audio and report it."),
     per_attack: bool = typer.Option(True, help="Print the per-attack table too."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_REMOTE_CODE_HELP),
 ) -> None:
     """Score labelled sets: ASVspoof score files, metrics.json, and an EER/minDCF/Cllr table."""
     from rlspoof.data.manifest import read_manifest
@@ -43,12 +68,13 @@ def evaluate(
     from rlspoof.evaluation import evaluate_sets
     from rlspoof.models import SpoofPolicy
 
-    folders = _named_paths(models, "--model", lambda p: p.name)
-    manifests = {name: read_manifest(path) for name, path in _named_paths(sets, "--set", lambda p: p.stem).items()}
+    folders = _named_paths(models, "--model", lambda p: p.resolve().name)  # "." names its folder
+    named_sets = _named_paths(sets, "--set", lambda p: p.stem)
+    manifests = {name: read_manifest(path) for name, path in named_sets.items()}
     kind = "SYNTHETIC corpus" if is_synthetic(manifests.values()) else "evaluation"
     all_results = {}
     for name, folder in folders.items():
-        policy = SpoofPolicy.from_pretrained(folder)
+        policy = SpoofPolicy.from_pretrained(folder, trust_remote_code=trust_remote_code)
         target = (out / name if len(folders) > 1 else out) if out else folder / "eval"
         results = evaluate_sets(policy, manifests, target, batch_size, max_seconds, skip_bad, progress_bar)
         all_results[name] = results
@@ -99,20 +125,33 @@ def detect(
     inputs: list[Path] = typer.Argument(..., help="Audio files, folders, or .txt lists of paths."),
     model: Path = typer.Option(..., "--model", help="Policy folder."),
     output_format: str = typer.Option("csv", "--format", help="csv | json"),
-    out: Path = typer.Option(None, "--out", help="Write here instead of stdout."),
+    out: Path = typer.Option(None, "--out", help="Write here instead of stdout (never over an input)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
     window: float = typer.Option(4.0, help="Window length (s) for long recordings."),
-    hop: float = typer.Option(2.0, help="Window hop (s)."),
+    hop: float = typer.Option(2.0, help="Window hop (s): at least 0.01 (one encoder frame), at most --window."),
     threshold: float = typer.Option(0.0, help="Decision threshold on the log-odds score."),
+    batch_size: int = typer.Option(16, help="Windows per forward pass."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first bad file."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_REMOTE_CODE_HELP),
 ) -> None:
-    """Score audio files: score (log-odds, higher = bonafide), decision, P(bonafide) per file."""
+    """Score audio files: score (log-odds, higher = bonafide), decision, P(bonafide) per file.
+
+    Bad files (unreadable, not a regular file, a non-finite score) are skipped and listed on
+    stderr (and under "errors" in JSON). Exit code 0 when at least one file was scored, 1 when
+    every input failed, 2 for a usage error (bad option, list file or --out).
+    """
     from rlspoof.evaluation import collect_audio_paths, detect_files
     from rlspoof.models import SpoofPolicy
 
     if output_format not in ("csv", "json"):
         raise RlspoofError(f"--format must be csv or json, got {output_format!r}")
-    policy = SpoofPolicy.from_pretrained(model)
-    rows, errors = detect_files(policy, collect_audio_paths(inputs), window, hop, threshold, strict)
+    paths = collect_audio_paths(inputs)
+    if not paths:
+        raise RlspoofError(f"no audio files in {', '.join(map(str, inputs))}")
+    if out is not None:
+        check_out_file(out, [*inputs, *paths], overwrite)
+    policy = SpoofPolicy.from_pretrained(model, trust_remote_code=trust_remote_code)
+    rows, errors = detect_files(policy, paths, window, hop, threshold, strict, batch_size)
     handle = out.open("w", newline="") if out else sys.stdout
     try:
         if output_format == "json":
@@ -129,3 +168,6 @@ def detect(
             handle.close()
     for error in errors:
         print(f"bad file {error['path']}: {error['error']}", file=sys.stderr)
+    if not rows:
+        print(f"no file could be scored ({len(errors)} bad)", file=sys.stderr)
+        raise typer.Exit(1)

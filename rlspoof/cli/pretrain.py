@@ -7,17 +7,19 @@ from pathlib import Path
 import typer
 
 from rlspoof.cli.console import console
+from rlspoof.cli.train import OVERWRITE_HELP, with_overwrite
 
 
 def pretrain(
     recipe: Path = typer.Argument(..., help="YAML recipe (see recipes/mini/pretrain.yaml)."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key: --set max_steps=500."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Pre-train an SSL encoder on (bonafide) audio; saves a transformers encoder folder."""
     from rlspoof.configs import load_recipe
     from rlspoof.trainers.pretrain import PretrainConfig, PretrainDataArguments
     from rlspoof.trainers.pretrain import pretrain as run
 
-    cfg, data_args = load_recipe(recipe, (PretrainConfig, PretrainDataArguments), set_)
+    cfg, data_args = load_recipe(recipe, (PretrainConfig, PretrainDataArguments), with_overwrite(set_, overwrite))
     encoder_dir = run(cfg, data_args)
     console.print(f"encoder saved to {encoder_dir}  (use it as model_name_or_path in a fine-tuning recipe)")

@@ -41,11 +41,14 @@ class AudioInfo:
 
 
 def audio_info(path: str | Path) -> AudioInfo:
-    """Header facts without decoding; raises ``AudioError`` for a missing or unreadable file
-    or one whose header gives a sample rate outside ``MIN_SAMPLE_RATE..MAX_SAMPLE_RATE``."""
+    """Header facts without decoding; raises ``AudioError`` for a missing or unreadable file,
+    one that is not a regular file (opening a FIFO or device blocks or never ends), or one
+    whose header gives a sample rate outside ``MIN_SAMPLE_RATE..MAX_SAMPLE_RATE``."""
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "file does not exist")
+    if not path.is_file():
+        raise AudioError(path, "not a regular file (folder, FIFO, socket or device)")
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile raises a bare RuntimeError/LibsndfileError
@@ -160,15 +163,27 @@ def sliding_windows(wave: np.ndarray, window: int, hop: int) -> np.ndarray:
 
     A clip shorter than one window is repeat-padded to one window.
     """
-    if window <= 0 or hop <= 0:
-        raise ValueError("window and hop must be positive")
     n = wave.shape[-1]
+    starts = window_starts(n, window, hop)
     if n <= window:
         return crop_or_pad(wave, window, mode="start")[None, :]
+    return np.stack([wave[s : s + window] for s in starts])
+
+
+def window_starts(n: int, window: int, hop: int) -> list[int]:
+    """Start samples of the windows :func:`sliding_windows` cuts from ``n`` samples.
+
+    Callers that only need views (``wave[s : s + window]``) use this instead of the stacked
+    copy, whose size is ``len(starts) * window`` samples.
+    """
+    if window <= 0 or hop <= 0:
+        raise ValueError("window and hop must be positive")
+    if n <= window:
+        return [0]
     starts = list(range(0, n - window + 1, hop))
     if starts[-1] + window < n:
         starts.append(n - window)
-    return np.stack([wave[s : s + window] for s in starts])
+    return starts
 
 
 def _wav_bytes_missing(path: Path) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from fractions import Fraction
@@ -503,6 +504,14 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
+def _is_finite(v: Any) -> bool:
+    """NaN, Inf and integers beyond float range (YAML reads 1e400 digits as an int) are not."""
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
 @dataclass(frozen=True)
 class _Step:
     name: str
@@ -519,6 +528,9 @@ class Augmenter:
     function's keyword parameters. A two-element list ``[low, high]`` for a numeric parameter is
     drawn uniformly on each call (an integer in [low, high] inclusive where the parameter's
     default is an int, e.g. RawBoost ``algo``; a float otherwise).
+
+    Every spec is tried once when the augmenter is built (``_try``), so a bad value fails then,
+    naming the spec, rather than in a DataLoader worker at the first batch of a training run.
     """
 
     def __init__(
@@ -527,8 +539,10 @@ class Augmenter:
         sample_rate: int = DEFAULT_SAMPLE_RATE,
     ):
         self.sample_rate = int(sample_rate)
-        self.specs = [dict(s) for s in (specs or [])]
+        self.specs = [dict(s) if isinstance(s, Mapping) else s for s in (specs or [])]
         self.steps = [self._build(i, s) for i, s in enumerate(self.specs)]
+        for index, step in enumerate(self.steps):
+            self._try(index, step)
 
     @classmethod
     def from_config(
@@ -573,10 +587,10 @@ class Augmenter:
                     f"valid parameters: {sorted(accepted)}"
                 )
             if isinstance(value, (list, tuple)):
-                if len(value) != 2 or not all(_is_number(v) for v in value):
+                if len(value) != 2 or not all(_is_number(v) and _is_finite(v) for v in value):
                     raise AugmentConfigError(
                         f"augmentation {name!r}: a list for {key!r} must be a numeric range "
-                        f"[low, high], got {value!r}"
+                        f"[low, high] of finite numbers, got {value!r}"
                     )
                 low, high = float(value[0]), float(value[1])
                 if low > high:
@@ -591,10 +605,30 @@ class Augmenter:
                     )
                 ranges[key] = (low, high, integer)
             else:
+                if _is_number(value) and not _is_finite(value):
+                    raise AugmentConfigError(f"augmentation {name!r}: {key} must be finite, got {value!r}")
                 fixed[key] = value
         if name == "rawboost" and "params" in fixed:
-            fixed["params"] = _resolve_params(fixed["params"])  # fail at build time, not mid-run
+            try:  # fail at build time, not mid-run
+                fixed["params"] = _resolve_params(fixed["params"])
+            except (TypeError, ValueError) as exc:
+                raise AugmentConfigError(f"augmentation {name!r}: params: {exc}") from None
         return _Step(name, fn, float(p), fixed, ranges)
+
+    def _try(self, index: int, step: _Step) -> None:
+        """Run ``step`` on 0.1 s of a test tone, once with every range at its low end and once
+        at its high end: a value the function refuses (text for a number, RawBoost algo 9, a
+        negative rt60) is an AugmentConfigError naming the spec."""
+        wave = (0.1 * np.sin(np.arange(max(2, self.sample_rate // 10)) * 0.3)).astype(np.float32)
+        for end in (0, 1):
+            kwargs = dict(step.fixed)
+            for key, (low, high, integer) in step.ranges.items():
+                value = (low, high)[end]
+                kwargs[key] = (int(np.ceil(value)) if end == 0 else int(np.floor(value))) if integer else value
+            try:
+                step.fn(wave, np.random.default_rng(0), sample_rate=self.sample_rate, **kwargs)
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                raise AugmentConfigError(f"augmentation spec #{index} ({step.name}): {exc}") from None
 
     def __call__(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         y = np.array(wave, dtype=np.float32, copy=True)

@@ -30,6 +30,7 @@ from rlspoof.data.manifest import (
     normalize_label,
     numbered_lines,
     open_text,
+    parse_duration,
     read_manifest,
 )
 from rlspoof.errors import AudioError, DataError, RlspoofError
@@ -157,6 +158,9 @@ def prepare_corpus(
     skipped += [(str(audio), f"{reason} (utt_id {e.row.utt_id}, from {_where(e)})")
                 for e, audio, reason in bad]
     rows = sorted((e.row for e in scan.entries if id(e) not in dropped), key=lambda r: r.utt_id)
+    if not rows:
+        raise DataError(f"no usable rows: all {len(bad)} have bad audio, e.g. {bad[0][1]}: "
+                        f"{bad[0][2]}", root)
     return PrepareResult(Manifest(rows, root=scan.root, origin=root), skipped)
 
 
@@ -172,7 +176,9 @@ def _where(entry: Entry) -> str:
 def _audio_problem(path: Path, mode: str) -> str | None:
     """Why ``path`` is unusable, or None; ``read`` opens the header only, which is cheap."""
     if mode == "exists":
-        return None if path.is_file() else "file does not exist"
+        if path.is_file():
+            return None
+        return "not a regular file" if path.exists() else "file does not exist"
     try:
         info = audio_info(path)
     except AudioError as exc:
@@ -199,7 +205,7 @@ def read_protocol(
 
     A wrong column count raises instead of skipping the line: it usually means the wrong file
     was given, and skipping would quietly shrink the evaluation set. Invalid UTF-8 is an error
-    naming its line.
+    naming its line; a byte-order mark is dropped (see ``open_text``).
     """
     with open_text(path) as handle:
         for line_no, text in numbered_lines(handle, path):
@@ -235,11 +241,18 @@ def _first_file(root: Path, candidates: list[Path], what: str) -> Path:
 
 
 def _audio_files(folder: Path, skipped: list[tuple[str, str]]) -> list[Path]:
-    """Audio files under ``folder``, recursive and sorted; hidden files are ignored."""
+    """Audio files under ``folder``, recursive and sorted; hidden files are ignored.
+
+    Anything else that is not a regular file (a FIFO, socket, device, broken link) is listed
+    in ``skipped``: opening a FIFO blocks forever, and a silent drop shrinks the corpus.
+    """
     found = []
     for path in sorted(folder.rglob("*")):
         hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
-        if hidden or not path.is_file():
+        if hidden or path.is_dir():
+            continue
+        if not path.is_file():
+            skipped.append((str(path), "not a regular file (FIFO, socket, device or broken link)"))
             continue
         suffix = path.suffix.lower()
         if suffix in AUDIO_EXTENSIONS:
@@ -416,7 +429,7 @@ def in_the_wild(root: Path) -> CorpusScan:
                        "In-the-Wild meta.csv")
     base = meta.parent.relative_to(root)
     entries = []
-    with open_text(meta, "utf-8-sig") as handle:
+    with open_text(meta) as handle:
         # single_line: no field holds a newline, so a stray quote is an error at its own line
         records = csv_records(handle, meta, single_line=True)
         header_line, header = next(records, (1, []))
@@ -502,6 +515,8 @@ def fake_or_real(root: Path) -> CorpusScan:
     def has_splits(folder: Path) -> bool:
         return any((folder / s).is_dir() for s in _FOR_SPLITS)
 
+    if not root.is_dir():
+        raise DataError("the Fake-or-Real root must be a folder", root)
     versions = [root] if has_splits(root) else []
     for child in [] if versions else sorted(p for p in root.iterdir() if p.is_dir()):
         versions += [d for d in (child, child / child.name) if has_splits(d)][:1]
@@ -581,7 +596,7 @@ def antideepfake(root: Path, data_root: str | Path | None = None) -> CorpusScan:
         raise DataError("the antideepfake corpus root must be the protocol CSV file", root)
     data = Path(data_root).expanduser() if data_root is not None else root.parent
     entries = []
-    with open_text(root, "utf-8-sig") as handle:
+    with open_text(root) as handle:
         records = csv_records(handle, root)
         header_line, header = next(records, (1, []))
         missing = [c for c in ("ID", "Label", "Path") if c not in header]
@@ -596,10 +611,8 @@ def antideepfake(root: Path, data_root: str | Path | None = None) -> CorpusScan:
             path = rec["Path"]
             if path.startswith(_ADF_ROOT):
                 path = path[len(_ADF_ROOT):].lstrip("/\\")
-            try:
-                duration = float(rec["Duration"]) if rec.get("Duration") else None
-            except ValueError:
-                raise DataError(f"Duration {rec['Duration']!r} is not a number", root, no) from None
+            # AntiDeepfake writes -1 where it did not measure the duration
+            duration = parse_duration(rec.get("Duration"), root, no, negative_is_unknown=True)
             split = rec.get("Proportion") or UNKNOWN
             extra = {_ADF_EXTRA.get(k, k): v for k, v in rec.items()
                      if k not in ANTIDEEPFAKE_COLUMNS or k in _ADF_EXTRA}
@@ -607,7 +620,7 @@ def antideepfake(root: Path, data_root: str | Path | None = None) -> CorpusScan:
                 rec["ID"], path, normalize_label(rec["Label"], root, no),
                 rec.get("Attack") or UNKNOWN, rec.get("Speaker") or UNKNOWN,
                 split=_ADF_SPLIT.get(split, split), language=(rec.get("Language") or "-").lower(),
-                duration=duration if duration is not None and duration >= 0 else None,
+                duration=duration,
                 extra={k: v for k, v in extra.items() if v not in ("", "-1")},
             )
             entries.append(Entry(row, root, no))

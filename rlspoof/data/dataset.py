@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from rlspoof.data.audio import DEFAULT_SAMPLE_RATE, crop_or_pad, load_audio
 from rlspoof.data.augment import Augmenter
 from rlspoof.data.manifest import LABEL2ID, Manifest, ManifestRow
-from rlspoof.errors import AudioError
+from rlspoof.errors import AudioError, DataError
 
 ProgressFn = Callable[[int, int], None]
 
@@ -51,10 +51,12 @@ class SpoofDataset(Dataset):
         augmenter: Augmenter | None = None,
         seed: int = 0,
     ):
-        if crop_seconds is not None and crop_seconds <= 0:
+        if crop_seconds is not None and not 0 < crop_seconds < float("inf"):
             raise ValueError(f"crop_seconds must be positive or None, got {crop_seconds}")
         if train and crop_seconds is None:
             raise ValueError("train mode needs crop_seconds (fixed-length batches)")
+        if train and len(manifest) == 0:  # a sampler of 0 items fails later with a traceback
+            raise DataError("no rows to train on", manifest.origin)
         self.manifest = manifest
         self.sample_rate = int(sample_rate)
         self.crop_seconds = crop_seconds

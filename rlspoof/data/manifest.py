@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -144,10 +145,13 @@ class Manifest(Sequence[ManifestRow]):
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
-def open_text(path: Path, encoding: str = "utf-8") -> TextIO:
+def open_text(path: Path, encoding: str = "utf-8-sig") -> TextIO:
     """Open a text file so that invalid UTF-8 can be reported with its line, not as a
     UnicodeDecodeError from somewhere in a buffer: read it through ``numbered_lines`` or
-    ``csv_records``, which turn the undecodable bytes (kept as lone surrogates) into errors."""
+    ``csv_records``, which turn the undecodable bytes (kept as lone surrogates) into errors.
+
+    ``utf-8-sig`` drops a byte-order mark (Excel and Windows editors write one), which would
+    otherwise stick to the first header name or the first protocol line's speaker."""
     return path.open(newline="", encoding=encoding, errors="surrogateescape")
 
 
@@ -211,6 +215,32 @@ def csv_records(
 # --- reading and writing -------------------------------------------------------------------
 
 
+def parse_duration(raw: object, path: str | Path | None = None, line: int | None = None,
+                   *, negative_is_unknown: bool = False) -> float | None:
+    """Seconds from a manifest or protocol cell; blank or ``-`` is unknown (None).
+
+    Anything else must be a finite number >= 0: a NaN or negative duration would silently
+    poison every total (hours, length-sorted batches), and NaN is not even valid JSON.
+    ``negative_is_unknown`` is for formats whose convention writes -1 for "not measured".
+    """
+    if isinstance(raw, str):
+        raw = raw.strip()
+    if raw in (None, "", UNKNOWN):
+        return None
+    if isinstance(raw, bool):  # JSON true would pass as 1.0
+        raise DataError(f"duration {raw!r} is not a number", path, line)
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):  # JSON gives lists, dicts, huge ints
+        raise DataError(f"duration {_clip(raw)} is not a number", path, line) from None
+    if negative_is_unknown and value < 0:
+        return None
+    if not (math.isfinite(value) and value >= 0):
+        raise DataError(f"duration {_clip(raw)} must be a finite number of seconds >= 0 "
+                        "(leave the cell empty if unknown)", path, line)
+    return value
+
+
 def _row_from_record(record: dict[str, object], path: Path, line: int) -> ManifestRow:
     missing = [c for c in REQUIRED_COLUMNS if not str(record.get(c) or "").strip()]
     if missing:
@@ -230,24 +260,56 @@ def _row_from_record(record: dict[str, object], path: Path, line: int) -> Manife
             core[key] = text
         else:
             del core[key]  # blank: fall back to the dataclass default
-    if isinstance(duration, str):
-        duration = duration.strip()
-    if duration not in (None, "", UNKNOWN):
-        try:
-            core["duration"] = float(duration)  # type: ignore[arg-type]
-        except (TypeError, ValueError, OverflowError):  # JSON gives lists, dicts, huge ints
-            raise DataError(f"duration {_clip(duration)} is not a number", path, line) from None
+    duration = parse_duration(duration, path, line)
+    if duration is not None:
+        core["duration"] = duration
     return ManifestRow(**core, extra=extra)  # type: ignore[arg-type]
 
 
-def read_manifest(path: str | Path) -> Manifest:
-    """Read a manifest from ``.csv`` or ``.jsonl``; errors name the file and line."""
+MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl")
+
+
+def check_manifest_path(path: str | Path, *, output: bool = False) -> Path:
+    """``path`` as a manifest to read (or, with ``output``, to write), else a ``DataError``.
+
+    Writers check too, so that nothing writes a manifest that ``read_manifest`` then refuses,
+    and a command can check its ``--out`` before hours of work rather than after.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise DataError("is a folder, not a manifest file", path)
+    if path.suffix.lower() not in MANIFEST_SUFFIXES:
+        raise DataError(f"a manifest must end in {', '.join(MANIFEST_SUFFIXES)}", path)
+    if output:
+        return check_output_file(path)
     if not path.is_file():
-        raise DataError("manifest file does not exist", path)
+        raise DataError("manifest file does not exist" if not path.exists()
+                        else "not a regular file", path)
+    return path
+
+
+def check_output_file(path: str | Path) -> Path:
+    """``path`` as a file to write: not a folder, and below folders (a file in the way of
+    ``mkdir`` is a one-line error here, not a FileExistsError after the work is done)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError("is a folder, not a file", path)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"cannot write here: {parent} is not a folder", path)
+            break
+    return path
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Read a manifest from ``.csv``, ``.tsv`` or ``.jsonl``; errors name the file and line.
+
+    A manifest without rows is an error too: every consumer (training, scoring, summaries)
+    would otherwise fail later and further from the cause, or report on nothing.
+    """
+    path = check_manifest_path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".tsv", ".jsonl"):
-        raise DataError("manifest must end in .csv, .tsv or .jsonl", path)
     rows: list[ManifestRow] = []
     first_line: dict[str, int] = {}
 
@@ -279,6 +341,9 @@ def read_manifest(path: str | Path) -> Manifest:
         else:
             records = csv_records(handle, path, "\t" if suffix == ".tsv" else ",")
             header_line, header = next(records, (1, []))
+            if not header:
+                raise DataError(f"file is empty; expected a header line naming "
+                                f"{', '.join(REQUIRED_COLUMNS)}", path, header_line)
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             if missing:
                 raise DataError(
@@ -303,6 +368,8 @@ def read_manifest(path: str | Path) -> Manifest:
                         raise DataError("a cell has a value but its column has no name in the "
                                         "header", path, line_no)
                 add(record, line_no)
+    if not rows:
+        raise DataError("manifest has no rows", path)
     return Manifest(rows, root=path.parent, origin=path)
 
 
@@ -317,7 +384,7 @@ def _record(row: ManifestRow) -> dict[str, object]:
 
 def write_manifest(manifest: Manifest | Iterable[ManifestRow], path: str | Path) -> Path:
     """Write CSV, TSV or JSONL (by extension). Paths are written as stored in the rows."""
-    path = Path(path)
+    path = check_manifest_path(path, output=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     records = [_record(r) for r in manifest]
     extra_cols = sorted({k for r in records for k in r} - set(CORE_COLUMNS))

@@ -7,6 +7,12 @@ silently from both: a checkpoint that cannot be found or whose weights do not al
 error naming it, not a randomly initialised model. Checkpoints are read with safetensors only
 unless ``allow_pickle`` is set (``.bin`` files are pickles and can run code when loaded).
 
+Nothing from a checkpoint runs and nothing is allocated on a checkpoint's word alone: its
+``model_type`` must be one of ``ENCODER_FAMILIES`` (built with rlspoof's own classes; an
+``auto_map`` in its config is never followed unless the *caller* sets ``trust_remote_code``,
+which a checkpoint cannot), the size its config declares is checked against the tensors its
+safetensors header lists before any memory is taken, and NaN/Inf weights are refused.
+
 Families are a registry (``ENCODER_FAMILIES``: name = transformers ``model_type`` -> (config
 class, model class)); presets too (``PRESETS``). Unknown names are errors listing valid ones.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Callable
@@ -24,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -39,6 +47,7 @@ from transformers import (
     WavLMConfig,
     WavLMModel,
 )
+from transformers.utils import cached_file
 
 from rlspoof.errors import RlspoofError
 
@@ -55,6 +64,10 @@ __all__ = [
     "tiny_encoder_config",
     "preset_config",
     "count_parameters",
+    "supported_family",
+    "check_declared_size",
+    "check_finite",
+    "weights_shapes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -130,7 +143,7 @@ _LARGE: dict[str, Any] = {
 
 
 def _family_entry(family: str) -> tuple[type[PretrainedConfig], type[PreTrainedModel]]:
-    if family not in ENCODER_FAMILIES:
+    if not isinstance(family, str) or family not in ENCODER_FAMILIES:
         raise RlspoofError(
             f"unknown encoder family {family!r} (valid: {', '.join(ENCODER_FAMILIES)})"
         )
@@ -194,7 +207,11 @@ class EncoderConfig:
         metadata={"help": "peft LoraConfig kwargs (r, lora_alpha, lora_dropout, target_modules)"},
     )
     trust_remote_code: bool = field(
-        default=False, metadata={"help": "run code from the checkpoint"}
+        default=False,
+        metadata={
+            "help": "run code shipped with the encoder checkpoint (auto_map); only the caller "
+            "can set it: it is never read from a checkpoint or policy folder"
+        },
     )
     allow_pickle: bool = field(
         default=False, metadata={"help": "allow pickled (.bin) weights; they can execute code"}
@@ -320,7 +337,138 @@ def _check_loading_info(model: nn.Module, info: dict, where: str) -> None:
         )
 
 
+def supported_family(
+    model_type: Any, where: str
+) -> tuple[type[PretrainedConfig], type[PreTrainedModel]]:
+    """(config class, model class) of a checkpoint's ``model_type``. Only the audio encoder
+    families rlspoof builds with its own classes are accepted: any other type would be built
+    by transformers' auto classes, the route to a checkpoint's own code (``auto_map``)."""
+    if not isinstance(model_type, str) or model_type not in ENCODER_FAMILIES:
+        raise RlspoofError(
+            f"{where}: model_type {model_type!r} is not an audio encoder family rlspoof supports "
+            f"(supported: {', '.join(ENCODER_FAMILIES)})"
+        )
+    return ENCODER_FAMILIES[model_type]
+
+
+# A config may declare a little more than its weights hold (the harmless missing keys above,
+# rounding); anything beyond this is a config that lies about the model's size.
+_SIZE_SLACK_FACTOR = 1.25
+_SIZE_SLACK = 1_000_000
+
+
+def weights_shapes(files: list[Path]) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from safetensors headers (read via ``safe_open``, which maps the
+    file and checks the header against its size; no tensor is loaded)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for key in f.keys():
+                    shapes[key] = tuple(f.get_slice(key).get_shape())
+        except (SafetensorError, OSError) as exc:
+            raise RlspoofError(f"{path}: unreadable safetensors file: {exc}") from exc
+    return shapes
+
+
+def check_declared_size(
+    build: Callable[[], nn.Module], config: dict, files: list[Path], where: str
+) -> None:
+    """Refuse a config that declares far more parameters than its weights files hold, before
+    anything is allocated: a config.json is a few bytes, but "hidden size 65536, 48 layers"
+    would take tens of GiB before a single weight is compared.
+
+    ``build`` makes the module that ``config`` (the encoder's config dict) describes; it runs
+    on the ``meta`` device (shapes, no memory). Safetensors files are sized by their headers;
+    other (pickled) files by their length in bytes, an upper bound on the number of values they
+    can hold. A layer count beyond the number of tensors held is refused first, so that a
+    config cannot make even the meta build create millions of (empty) modules. Errors from
+    building are config errors.
+    """
+    safe = [f for f in files if f.suffix == ".safetensors"]
+    shapes = weights_shapes(safe)
+    held = sum(math.prod(shape) for shape in shapes.values())
+    held += sum(f.stat().st_size for f in files if f.suffix != ".safetensors")
+    names = ", ".join(str(f) for f in files)
+    layers = config.get("num_hidden_layers", 0)
+    if not isinstance(layers, int) or layers < 0 or (shapes and layers > len(shapes)):
+        raise RlspoofError(
+            f"{where}: the config declares num_hidden_layers={layers!r}, but {names} holds only "
+            f"{len(shapes)} tensors"
+        )
+    try:
+        with torch.device("meta"):
+            module = build()
+    except RlspoofError:
+        raise
+    except Exception as exc:  # the config's values are the input here: invalid ones end here
+        raise RlspoofError(
+            f"{where}: invalid encoder config ({type(exc).__name__}): {exc}"
+        ) from exc
+    need = sum(t.numel() for t in module.parameters()) + sum(t.numel() for t in module.buffers())
+    if need > _SIZE_SLACK_FACTOR * held + _SIZE_SLACK:
+        raise RlspoofError(
+            f"{where}: the config declares a model of {need:,} parameters "
+            f"({need * 4 / 2**30:.1f} GiB in float32; hidden_size="
+            f"{config.get('hidden_size', '?')}, num_hidden_layers={layers}) but {names} "
+            f"holds only {held:,}; refusing to allocate it"
+        )
+
+
+def check_finite(tensors: Any, where: str) -> None:
+    """Refuse NaN/Inf weights (``tensors``: name -> tensor): they give NaN scores, which would
+    otherwise be reported as decisions."""
+    bad = [
+        name
+        for name, t in tensors
+        if t.is_floating_point() and t.device.type != "meta" and not torch.isfinite(t).all()
+    ]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise RlspoofError(f"{where}: tensor {bad[0]!r}{more} holds NaN or Inf values")
+
+
+def _weight_files(source: str, is_local: bool, allow_pickle: bool) -> list[Path]:
+    """The local weights files ``from_pretrained`` will read (downloaded first for a Hub id),
+    so that their headers can be checked before the model is built."""
+    names = _SAFE_WEIGHTS + (_PICKLE_WEIGHTS if allow_pickle else ())
+    for name in names:
+        if is_local:
+            found = Path(source) / name
+            found = found if found.is_file() else None
+        else:
+            hit = cached_file(source, name, _raise_exceptions_for_missing_entries=False)
+            found = Path(hit) if hit else None
+        if found is None:
+            continue
+        if not name.endswith(".index.json"):
+            return [found]
+        try:
+            index = json.loads(found.read_text(encoding="utf-8"))
+            shards = sorted(set(index["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise RlspoofError(f"{found}: unreadable weights index: {exc}") from exc
+        files = []
+        for shard in shards:
+            if not isinstance(shard, str) or Path(shard).name != shard:
+                raise RlspoofError(f"{found}: shard {shard!r} is not a file name in the folder")
+            if is_local:
+                files.append(found.parent / shard)
+            else:
+                files.append(Path(cached_file(source, shard)))
+        return files
+    raise RlspoofError(
+        f"{source}: no safetensors weights (model.safetensors)"
+        + ("" if allow_pickle else "; pickled .bin weights are read only with allow_pickle: true")
+    )
+
+
 def _load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
+    """Load an encoder checkpoint: family check, size check, then the weights (checked finite).
+
+    With ``trust_remote_code`` off (the default; only the caller can turn it on) the model is
+    built with rlspoof's own family classes, which never look at an ``auto_map``.
+    """
     name = str(cfg.name_or_path)
     local = Path(name).expanduser()
     is_local = local.exists() or _looks_local(name)
@@ -336,11 +484,6 @@ def _load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if is_local:
             return RlspoofError(f"{name}: could not load the encoder checkpoint: {first}")
-        if "safetensors" in str(exc) and not cfg.allow_pickle:
-            return RlspoofError(
-                f"{name}: the checkpoint has no safetensors weights, only pickled ones, which "
-                "can execute code when loaded; set allow_pickle: true if you trust it"
-            )
         return RlspoofError(
             f"{name}: encoder checkpoint could not be found locally (no such folder) or "
             f"downloaded from the Hugging Face Hub (offline, no network, or a wrong/private id): "
@@ -348,18 +491,44 @@ def _load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
         )
 
     try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+        # Reads config.json only (a JSON file); nothing is imported.
+        config_dict, _ = PretrainedConfig.get_config_dict(source)
     except (OSError, ValueError, KeyError) as exc:
         raise not_found(exc) from exc
+    where = f"{name} (config.json)"
+    if not isinstance(config_dict, dict):
+        raise RlspoofError(f"{where}: not a transformers config (a JSON object)")
+    config_cls, model_cls = supported_family(config_dict.get("model_type"), where)
     try:
-        model, info = AutoModel.from_pretrained(
+        if cfg.trust_remote_code:  # the caller asked for the checkpoint's own code
+            config = AutoConfig.from_pretrained(source, trust_remote_code=True)
+            loader: Any = AutoModel
+
+            def build() -> nn.Module:
+                return AutoModel.from_config(config, trust_remote_code=True)
+        else:
+            config = config_cls.from_pretrained(source)
+            loader = model_cls
+
+            def build() -> nn.Module:
+                return model_cls(config)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RlspoofError(f"{where}: invalid encoder config: {exc}") from exc
+    try:
+        files = _weight_files(source, is_local, cfg.allow_pickle)
+    except OSError as exc:
+        raise not_found(exc) from exc
+    check_declared_size(build, config.to_dict(), files, where)
+    kwargs = {"trust_remote_code": True} if cfg.trust_remote_code else {}
+    try:
+        model, info = loader.from_pretrained(
             source,
             config=config,
             # allow_pickle: prefer safetensors, fall back to .bin; otherwise safetensors only.
             use_safetensors=None if cfg.allow_pickle else True,
-            trust_remote_code=cfg.trust_remote_code,
             dtype=torch.float32,
             output_loading_info=True,
+            **kwargs,
         )
     except OSError as exc:
         raise not_found(exc) from exc
@@ -368,6 +537,7 @@ def _load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
             f"{name}: the encoder's weights could not be loaded ({type(exc).__name__}): {exc}"
         ) from exc
     _check_loading_info(model, info, name)
+    check_finite(model.state_dict().items(), ", ".join(str(f) for f in files))
     return model
 
 
@@ -380,22 +550,21 @@ def _check_is_audio_encoder(model: nn.Module, where: str) -> None:
         )
 
 
-def encoder_from_config(model_type: str, config_dict: dict, cfg: EncoderConfig) -> PreTrainedModel:
+def encoder_from_config(
+    model_type: str, config_dict: dict, cfg: EncoderConfig, where: str = "encoder config"
+) -> PreTrainedModel:
     """Rebuild an encoder architecture (random weights) from a stored config dict, offline,
-    and adapt it as ``cfg`` says (freezing, LoRA, ...). Never touches the Hub."""
-    config_dict = {k: v for k, v in config_dict.items() if k != "model_type"}
-    if model_type in ENCODER_FAMILIES:
-        config_cls, model_cls = ENCODER_FAMILIES[model_type]
+    and adapt it as ``cfg`` says (freezing, LoRA, ...). Never touches the Hub and never runs
+    code: ``model_type`` must be a supported family (built with rlspoof's own classes) and an
+    ``auto_map`` in the dict is dropped. Invalid config values are errors naming ``where``."""
+    config_cls, model_cls = supported_family(model_type, where)
+    if not isinstance(config_dict, dict):
+        raise RlspoofError(f"{where}: encoder config must be a mapping, got {config_dict!r}")
+    config_dict = {k: v for k, v in config_dict.items() if k not in ("model_type", "auto_map")}
+    try:
         model = model_cls(config_cls.from_dict(config_dict))
-    else:
-        try:
-            config = AutoConfig.for_model(model_type, **config_dict)
-        except (ValueError, KeyError) as exc:
-            raise RlspoofError(
-                f"cannot rebuild encoder of model type {model_type!r}: {exc} "
-                f"(built-in families: {', '.join(ENCODER_FAMILIES)})"
-            ) from exc
-        model = AutoModel.from_config(config, trust_remote_code=cfg.trust_remote_code)
+    except Exception as exc:  # the stored values are the input here
+        raise RlspoofError(f"{where}: invalid encoder config ({type(exc).__name__}): {exc}") from exc
     return prepare_encoder(model, cfg)
 
 
@@ -474,7 +643,10 @@ def prepare_encoder(model: PreTrainedModel, cfg: EncoderConfig) -> PreTrainedMod
             raise RlspoofError(f"{type(model).__name__} does not support gradient checkpointing")
         enable_checkpointing(model)
     trainable, total = count_parameters(model)
-    logger.info("encoder %s: %d / %d parameters trainable", type(model).__name__, trainable, total)
+    if not any(p.is_meta for p in model.parameters()):  # not a size estimate (meta device)
+        logger.info(
+            "encoder %s: %d / %d parameters trainable", type(model).__name__, trainable, total
+        )
     return model
 
 

@@ -15,7 +15,11 @@ Checkpoint folder (``save_pretrained``), all readable without unpickling anythin
   the stored config before loading.
 
 ``from_pretrained`` rebuilds the encoder from the stored config (random init, offline, never
-from the Hub or the original checkpoint) and then loads every key strictly.
+from the Hub or the original checkpoint) and then loads every key strictly. A policy folder is
+data, never code: the encoder must be a family rlspoof builds with its own classes, a stored
+``trust_remote_code`` is ignored (and no longer written), the size the config declares is
+checked against the safetensors header before anything is allocated, and NaN/Inf weights are
+refused.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from rlspoof import __version__
+from rlspoof.data.audio import crop_or_pad
 from rlspoof.data.manifest import LABEL2ID, LABELS
 from rlspoof.data.mixframe import conv_geometry
 from rlspoof.errors import RlspoofError
@@ -42,6 +47,8 @@ from rlspoof.models.encoders import (
     _check_keys,
     apply_freeze,
     apply_lora,
+    check_declared_size,
+    check_finite,
     config_to_dict,
     enable_checkpointing,
     encoder_from_config,
@@ -55,7 +62,14 @@ from rlspoof.models.heads import (
     frame_mask_from_samples,
 )
 
-__all__ = ["PolicyConfig", "SpoofPolicy", "build_policy", "POLICY_FORMAT", "WEIGHTS_NAME"]
+__all__ = [
+    "PolicyConfig",
+    "SpoofPolicy",
+    "NonFiniteScoreError",
+    "build_policy",
+    "POLICY_FORMAT",
+    "WEIGHTS_NAME",
+]
 
 POLICY_FORMAT = "rlspoof-spoof-policy"
 CONFIG_NAME = "config.json"
@@ -125,6 +139,17 @@ class PolicyConfig:
         if "encoder" not in data:
             raise RlspoofError("policy config needs an 'encoder' section")
         return cls(**data)
+
+
+class NonFiniteScoreError(RlspoofError):
+    """Some inputs scored NaN/Inf (e.g. samples near 1e30 overflow the encoder). ``indices``
+    are those inputs; ``scores`` holds every score (NaN for them), so a caller can report
+    them as skipped and keep the others without scoring again."""
+
+    def __init__(self, message: str, indices: list[int], scores: np.ndarray):
+        super().__init__(message)
+        self.indices = indices
+        self.scores = scores
 
 
 def _as_wave_list(waveforms: Any) -> list[np.ndarray]:
@@ -286,21 +311,41 @@ class SpoofPolicy(nn.Module):
         """log-odds ``logit[bonafide] - logit[spoof]``; higher = more bonafide."""
         return logits[..., LABEL2ID["bonafide"]] - logits[..., LABEL2ID["spoof"]]
 
+    @property
+    def min_samples(self) -> int:
+        """The shortest input the encoder turns into a frame: its receptive field (400 samples
+        for wav2vec 2.0 and the tiny preset); 1 when the config does not say."""
+        geometry = self.frame_geometry
+        return 1 if geometry is None else max(1, int(geometry[0]))
+
     @torch.no_grad()
     def score(
-        self, waveforms: Sequence[np.ndarray] | torch.Tensor | np.ndarray, batch_size: int = 16
+        self,
+        waveforms: Sequence[np.ndarray] | torch.Tensor | np.ndarray,
+        batch_size: int = 16,
+        names: Sequence[str] | None = None,
     ) -> np.ndarray:
         """float64 log-odds per waveform (eval mode, no grad; the mode is restored after).
 
         Variable-length lists are sorted by length, padded per batch with trailing zeros and
-        an attention mask, and returned in the input order.
+        an attention mask, and returned in the input order. A clip shorter than the encoder's
+        receptive field (``min_samples``), which the CNN cannot turn into a single frame, is
+        first repeat-padded to that length, as training pads short clips (``crop_or_pad``).
+
+        A NaN/Inf score is never returned: ``NonFiniteScoreError`` names the inputs (by
+        ``names`` where given, else by index) after the whole list is scored.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         waves = _as_wave_list(waveforms)
+        if names is not None and len(names) != len(waves):
+            raise ValueError(f"{len(names)} names for {len(waves)} waveforms")
         out = np.empty(len(waves), dtype=np.float64)
         if not waves:
             return out
+        shortest = self.min_samples
+        waves = [w if w.shape[0] >= shortest else crop_or_pad(w, shortest, mode="start")
+                 for w in waves]
         param = next(self.parameters())
         dtype = param.dtype if param.dtype.is_floating_point else torch.float32
         order = sorted(range(len(waves)), key=lambda i: waves[i].shape[0])
@@ -321,6 +366,24 @@ class SpoofPolicy(nn.Module):
                 out[idx] = scores
         finally:
             self.train(was_training)
+        bad = np.flatnonzero(~np.isfinite(out)).tolist()
+        if bad:
+            out[bad] = np.nan
+            first = bad[0]
+            label = repr(names[first]) if names is not None else f"waveform {first}"
+            wave = waves[first]
+            samples = (
+                f"peak |sample| {float(np.max(np.abs(wave))):.3g}"
+                if np.isfinite(wave).all()
+                else "NaN/Inf samples"
+            )
+            more = f" (and {len(bad) - 1} more of {len(waves)})" if len(bad) > 1 else ""
+            raise NonFiniteScoreError(
+                f"{label}{more}: the detector's score is not finite ({samples}; huge or "
+                "non-finite samples, or a broken model); not scored",
+                bad,
+                out,
+            )
         return out
 
     def activation_checkpointing_enable(
@@ -349,7 +412,8 @@ class SpoofPolicy(nn.Module):
                 f"{WEIGHTS_NAME}: full state dict"
                 + ("; LoRA adapters unmerged" if self.config.encoder.lora is not None else "")
             ),
-            "policy": self.config.to_dict(),
+            # trust_remote_code is the loading user's decision, never the folder's: not saved.
+            "policy": _without_trust(self.config.to_dict()),
             "encoder": {"model_type": enc_cfg.model_type, "config": config_to_dict(enc_cfg)},
             "metadata": dict(self.metadata if metadata is None else metadata),
         }
@@ -386,8 +450,15 @@ class SpoofPolicy(nn.Module):
         return folder
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> SpoofPolicy:
-        """Load a ``save_pretrained`` folder (safetensors only; strict; returned in eval mode)."""
+    def from_pretrained(cls, folder: str | Path, trust_remote_code: bool = False) -> SpoofPolicy:
+        """Load a ``save_pretrained`` folder (safetensors only; strict; returned in eval mode).
+
+        Nothing in the folder runs: the encoder is rebuilt with rlspoof's own class for its
+        family. ``trust_remote_code`` is the caller's (a CLI flag or recipe field, off by
+        default) and is what the loaded ``config.encoder`` carries; a value stored in the
+        folder is ignored. The size the config declares is checked against the safetensors
+        header before the model is allocated, and NaN/Inf weights are refused.
+        """
         folder = Path(folder)
         if not folder.is_dir():
             raise RlspoofError(f"{folder}: policy folder does not exist")
@@ -423,28 +494,40 @@ class SpoofPolicy(nn.Module):
             policy_cfg = PolicyConfig.from_dict(data["policy"])
             enc = data["encoder"]
             model_type, enc_dict = enc["model_type"], enc["config"]
-        except KeyError as exc:
-            raise RlspoofError(f"{config_path}: missing entry {exc}") from exc
+        except (KeyError, TypeError) as exc:
+            raise RlspoofError(f"{config_path}: missing or malformed entry {exc}") from exc
         except RlspoofError as exc:
             raise RlspoofError(f"{config_path}: {exc}") from exc
-        try:
-            encoder = encoder_from_config(model_type, enc_dict, policy_cfg.encoder)
-        except RlspoofError as exc:
-            raise RlspoofError(f"{folder}: {exc}") from exc
-        policy = cls(
-            policy_cfg,
-            encoder,
-            int(encoder.config.hidden_size),
-            int(encoder.config.num_hidden_layers) + 1,
+        policy_cfg.encoder.trust_remote_code = bool(trust_remote_code)
+
+        def build() -> SpoofPolicy:
+            encoder = encoder_from_config(model_type, enc_dict, policy_cfg.encoder, str(config_path))
+            return cls(
+                policy_cfg,
+                encoder,
+                int(encoder.config.hidden_size),
+                int(encoder.config.num_hidden_layers) + 1,
+            )
+
+        # Family, config values and declared size first, all before any allocation.
+        check_declared_size(
+            build, enc_dict if isinstance(enc_dict, dict) else {}, [weights], str(config_path)
         )
+        policy = build()
         try:
             state = load_file(str(weights))
         except (SafetensorError, OSError) as exc:
             raise RlspoofError(f"{weights}: unreadable safetensors file: {exc}") from exc
+        check_finite(state.items(), str(weights))
         try:
             result = policy.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # shape mismatches
-            raise RlspoofError(f"{folder}: weights do not fit the stored config: {exc}") from exc
+        except RuntimeError as exc:  # shape mismatches: one line per tensor; show the first
+            lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+            first = lines[0] if lines else str(exc)
+            more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+            raise RlspoofError(
+                f"{folder}: weights do not fit the stored config: {first}{more}"
+            ) from exc
         problems = []
         if result.missing_keys:
             problems.append(
@@ -458,6 +541,12 @@ class SpoofPolicy(nn.Module):
             raise RlspoofError(f"{folder}: weights do not match the policy: " + "; ".join(problems))
         policy.metadata = dict(data.get("metadata") or {})
         return policy.eval()
+
+
+def _without_trust(policy_dict: dict) -> dict:
+    """The policy config as saved: without the encoder's ``trust_remote_code``."""
+    encoder = {k: v for k, v in policy_dict["encoder"].items() if k != "trust_remote_code"}
+    return {**policy_dict, "encoder": encoder}
 
 
 def build_policy(config: PolicyConfig) -> SpoofPolicy:

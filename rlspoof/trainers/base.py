@@ -11,7 +11,9 @@ each epoch, ASVspoof metrics on the dev set, and checkpoints saved as ``SpoofPol
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -20,12 +22,16 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import gather_object
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.trainer_utils import (
+    PREFIX_CHECKPOINT_DIR,
+    get_last_checkpoint,
+    rotate_checkpoints,
+)
 
-from rlspoof.configs import DataArguments, save_resolved
+from rlspoof.configs import ConfigError, DataArguments, save_resolved
 from rlspoof.data.augment import Augmenter
 from rlspoof.data.dataset import AudioCollator, SpoofDataset
-from rlspoof.data.manifest import Manifest, concat_manifests, read_manifest
+from rlspoof.data.manifest import LABELS, Manifest, concat_manifests, read_manifest
 from rlspoof.data.mixframe import MixFrameDataset
 from rlspoof.data.mixing import MixtureSampler
 from rlspoof.errors import DataError, RlspoofError
@@ -35,12 +41,28 @@ from rlspoof.models.encoders import count_parameters
 
 
 def load_split(path: str | Path, split: str | None) -> Manifest:
+    """The manifest's rows (of ``split``); none is an error naming the file, not a sampler's
+    traceback at the first batch."""
     manifest = read_manifest(path)
     if split is not None:
         manifest = manifest.filter(split=split)
-        if len(manifest) == 0:
-            raise DataError(f"no rows with split {split!r}", path)
+    if len(manifest) == 0:
+        raise DataError(f"no rows with split {split!r}" if split is not None else "no rows (only a header)", path)
     return manifest
+
+
+def check_both_labels(manifest: Manifest, split: str | None, role: str = "training") -> None:
+    """Every fine-tuning method needs both classes: cross-entropy on one label learns a
+    constant, and GRPO's correctness reward is then won by always giving that answer; the dev
+    set's EER is undefined on one class (it failed at the first evaluation, after training).
+    (SSL pre-training on bonafide only is legal; it does not come through here.)"""
+    present = sorted({row.label for row in manifest})
+    if len(present) == 1:
+        (missing,) = set(LABELS) - set(present)
+        rows = f"rows of split {split!r}" if split is not None else "rows"
+        need = "a detector needs both classes" if role == "training" else "the dev EER needs both classes"
+        raise DataError(f"all {len(manifest)} {role} {rows} are {present[0]!r} and none is "
+                        f"{missing!r}; {need}", manifest.origin)
 
 
 def build_train_sampler(data_args: DataArguments, train: SpoofDataset, args) -> MixtureSampler | None:
@@ -63,10 +85,11 @@ def build_datasets(data_args: DataArguments, seed: int) -> tuple[SpoofDataset, S
         sample_rate=data_args.sample_rate,
         crop_seconds=data_args.crop_seconds,
         train=True,
-        augmenter=Augmenter.from_config(data_args.augment_specs()),
+        augmenter=Augmenter.from_config(data_args.augment_specs(), sample_rate=data_args.sample_rate),
         seed=seed,
     )
     manifest = concat_manifests([load_split(path, data_args.train_split) for path in paths])
+    check_both_labels(manifest, data_args.train_split)
     if data_args.mixframe_prob > 0:
         train = MixFrameDataset(
             manifest, **train_kwargs, prob=data_args.mixframe_prob,
@@ -76,8 +99,10 @@ def build_datasets(data_args: DataArguments, seed: int) -> tuple[SpoofDataset, S
         train = SpoofDataset(manifest, **train_kwargs)
     dev = None
     if data_args.eval_manifest:
+        dev_manifest = load_split(data_args.eval_manifest, data_args.eval_split)
+        check_both_labels(dev_manifest, data_args.eval_split, role="dev")
         dev = SpoofDataset(
-            load_split(data_args.eval_manifest, data_args.eval_split),
+            dev_manifest,
             sample_rate=data_args.sample_rate,
             crop_seconds=data_args.eval_crop_seconds,
             train=False,
@@ -85,8 +110,87 @@ def build_datasets(data_args: DataArguments, seed: int) -> tuple[SpoofDataset, S
     return train, dev
 
 
+def resume_point(args) -> str | None:
+    """``resume_from_checkpoint``: a checkpoint folder, ``last`` (the newest complete checkpoint
+    in output_dir; an error if there is none) or ``auto`` (the newest if any, else start afresh).
+    Checkpoints are renamed into place only when complete (``SpoofTrainer._save_checkpoint``), so
+    a run killed mid-save resumes from the previous one. A folder that is not a checkpoint is
+    an error naming it (the Trainer would fail with a traceback, or silently start afresh)."""
+    value = args.resume_from_checkpoint
+    if value is None or str(value).lower() in ("", "false", "none", "no"):
+        return None
+    if str(value).lower() not in ("last", "auto", "true"):
+        checkpoint = Path(value)
+        if not (checkpoint / "trainer_state.json").is_file():
+            what = "is not a checkpoint folder (no trainer_state.json)" if checkpoint.is_dir() else "does not exist"
+            raise ConfigError(f"resume_from_checkpoint: {checkpoint} {what}; give a checkpoint-N "
+                              "folder, last or auto")
+        return str(checkpoint)
+    folder = Path(args.output_dir)
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if last is None and str(value).lower() != "auto":
+        raise ConfigError(f"resume_from_checkpoint={value}: no checkpoint-* folder in {folder}")
+    return last
+
+
+def refused_pickle(checkpoint: str | Path, exc: Exception) -> RlspoofError:
+    """One line for a checkpoint file that ``torch.load(weights_only=True)`` refused because it
+    pickles more than tensors (code could run if it were loaded): it names the file, found by
+    reading each file's pickle without loading it."""
+    from torch.serialization import get_unsafe_globals_in_checkpoint
+    from transformers.trainer_pt_utils import safe_globals
+
+    for path in sorted(Path(checkpoint).iterdir()):  # optimizer.pt, scheduler.pt, rng_state*.pth
+        if path.suffix not in (".pt", ".pth", ".bin", ".pkl"):
+            continue
+        try:
+            with safe_globals():  # what the Trainer itself allows in rng_state.pth
+                unsafe = get_unsafe_globals_in_checkpoint(path)
+            reason = f"it is a pickle that imports {', '.join(unsafe[:3])}" if unsafe else None
+        except Exception:  # noqa: BLE001 - not even a torch archive: the file torch refused
+            reason = "it is not a torch tensor archive (a plain pickle)"
+        if reason:
+            return RlspoofError(f"{path}: refused, not loaded: {reason}; only tensors are read "
+                                "from a checkpoint")
+    return RlspoofError(f"{checkpoint}: a file was refused, not loaded: it is a pickle with more "
+                        f"than tensors ({str(exc).splitlines()[0]})")
+
+
+def train_resuming(trainer: Trainer, resume: str | None):
+    """``trainer.train``; a checkpoint file refused as a pickle is one line naming it."""
+    try:
+        return trainer.train(resume_from_checkpoint=resume)
+    except pickle.UnpicklingError as exc:
+        if resume is None:
+            raise
+        raise refused_pickle(resume, exc) from None
+
+
 #: Where a checkpoint is written before it is renamed into ``output_dir`` (see _save_checkpoint).
 PARTIAL_DIR = ".partial"
+
+
+def _import_deepspeed_only_when_used() -> None:
+    """accelerate imports DeepSpeed whenever it is installed, only to ask whether the model it
+    unwraps is a ``DeepSpeedEngine``; the import costs about 2 s and prints "Setting accelerator
+    to CPU" on every CPU run. Only a DeepSpeed run (``accelerate launch`` with a DeepSpeed config,
+    or TrainingArguments' ``deepspeed``: both set ACCELERATE_USE_DEEPSPEED) can hold such a
+    model, so elsewhere accelerate's question is answered "not installed"."""
+    import accelerate.utils.other as other
+
+    installed = getattr(other, "is_deepspeed_available", None)
+    if installed is None or getattr(installed, "rlspoof", False):
+        return
+
+    def is_deepspeed_available() -> bool:
+        used = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes")
+        return used and installed()
+
+    is_deepspeed_available.rlspoof = True
+    other.is_deepspeed_available = is_deepspeed_available
+
+
+_import_deepspeed_only_when_used()
 
 
 class FreshCropsEachEpoch(TrainerCallback):
@@ -219,6 +323,8 @@ class SpoofTrainer(Trainer):
         if target.exists():
             shutil.rmtree(target)
         os.replace(root / PARTIAL_DIR / name, target)
+        with contextlib.suppress(OSError):  # empty now, unless a killed save left a checkpoint there
+            (root / PARTIAL_DIR).rmdir()
         if self.state.best_model_checkpoint:
             self.state.best_model_checkpoint = self.state.best_model_checkpoint.replace(
                 str(root / PARTIAL_DIR), str(root))

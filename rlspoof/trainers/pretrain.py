@@ -34,7 +34,14 @@ from transformers.models.wav2vec2.modeling_wav2vec2 import (
     _sample_negative_indices,
 )
 
-from rlspoof.configs import ConfigError, save_resolved
+from rlspoof.configs import (
+    ConfigError,
+    check_output_dir,
+    check_positive,
+    check_training_args,
+    save_resolved,
+    yaml_problem,
+)
 from rlspoof.data.audio import DEFAULT_SAMPLE_RATE, load_audio
 from rlspoof.data.dataset import AudioCollator, SpoofDataset
 from rlspoof.data.manifest import BONAFIDE, LABELS, Manifest, normalize_label, read_manifest
@@ -42,7 +49,7 @@ from rlspoof.errors import DataError, RlspoofError
 from rlspoof.metrics import compute_eer
 from rlspoof.models.encoders import EncoderConfig, load_encoder
 from rlspoof.provenance import run_facts
-from rlspoof.trainers.base import FreshCropsEachEpoch
+from rlspoof.trainers.base import FreshCropsEachEpoch, resume_point, train_resuming
 
 #: Config keys that are PretrainConfig fields; ``encoder_overrides`` may not set them too.
 _PRETRAIN_KEYS = (
@@ -84,10 +91,8 @@ class PretrainDataArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.crop_seconds <= 0:
-            raise ConfigError(f"crop_seconds must be positive, got {self.crop_seconds}")
-        if self.sample_rate <= 0:
-            raise ConfigError(f"sample_rate must be positive, got {self.sample_rate}")
+        check_positive("crop_seconds", self.crop_seconds)
+        check_positive("sample_rate", self.sample_rate)
         if self.label is not None:
             try:
                 self.label = normalize_label(self.label)
@@ -161,6 +166,9 @@ class PretrainConfig(TrainingArguments):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "The pre-training collator builds the model inputs itself."}
     )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Pre-train into the output_dir of a finished run, replacing "
+                                         "its encoder (off: such a run is refused unless it resumes)."})
 
     def __post_init__(self) -> None:
         if self.encoder_family not in PRETRAIN_FAMILIES:
@@ -198,8 +206,8 @@ class PretrainConfig(TrainingArguments):
             )
         if not 0 < self.gumbel_temperature_decay <= 1:
             raise ConfigError(f"gumbel_temperature_decay must be in (0, 1], got {self.gumbel_temperature_decay}")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        check_positive("learning_rate", self.learning_rate)
+        check_training_args(self)
         super().__post_init__()
 
     def encoder_overrides_dict(self) -> dict:
@@ -210,7 +218,7 @@ class PretrainConfig(TrainingArguments):
             try:
                 value = yaml.safe_load(value)
             except yaml.YAMLError as exc:
-                raise ConfigError(f"encoder_overrides is not valid YAML: {exc}") from None
+                raise ConfigError(f"encoder_overrides is not valid YAML ({yaml_problem(exc)})") from None
         if not isinstance(value, dict):
             raise ConfigError(f"encoder_overrides must be a mapping, got {type(value).__name__}")
         return dict(value)
@@ -396,14 +404,20 @@ def save_encoder(model: Wav2Vec2ForPreTraining, out_dir: str | Path, mask_time_p
     transformers 5 always writes safetensors. The saved config's ``mask_time_prob`` is set to
     ``mask_time_prob`` (fine-tuning SpecAugment), not the pre-training masking rate.
     """
+    from transformers.utils import logging as hf_logging
+
     encoder = _unwrap(model).wav2vec2
     out_dir = Path(out_dir)
     pretrain_prob = encoder.config.mask_time_prob
     encoder.config.mask_time_prob = mask_time_prob
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Writing model shards" bar for one small file is noise
     try:
         encoder.save_pretrained(out_dir)
     finally:
         encoder.config.mask_time_prob = pretrain_prob
+        if bar:
+            hf_logging.enable_progress_bar()
     return out_dir
 
 
@@ -421,17 +435,22 @@ def pretrain(cfg: PretrainConfig, data_args: PretrainDataArguments) -> Path:
     """Pre-train an encoder; return the folder of the saved ``Wav2Vec2Model``.
 
     ``cfg.output_dir`` receives ``encoder/`` (the checkpoint), ``pretrain_log.json`` (loss
-    curve, run facts) and ``recipe.resolved.yaml`` (every config field).
+    curve, run facts) and ``recipe.resolved.yaml`` (every config field). An ``output_dir`` that
+    already holds an ``encoder/`` is refused unless the run resumes or ``overwrite_output_dir``
+    is set, so a finished encoder is never replaced by accident.
     """
     if not cfg.output_dir:
         raise ConfigError("pre-training needs output_dir")
+    resume = resume_point(cfg)
+    check_output_dir(cfg.output_dir, "encoder", resuming=resume is not None,
+                     overwrite=cfg.overwrite_output_dir)
     manifest = pretraining_manifest(data_args)
     dataset = SpoofDataset(manifest, sample_rate=data_args.sample_rate,
                            crop_seconds=data_args.crop_seconds, train=True, seed=cfg.seed)
     model = build_pretraining_model(cfg)
     scale_feature_grad(model, cfg.feature_grad_mult)
     trainer = PretrainTrainer(model, cfg, train_dataset=dataset)
-    result = trainer.train()
+    result = train_resuming(trainer, resume)
     out = Path(cfg.output_dir)
     encoder_dir = out / "encoder"
     if trainer.is_world_process_zero():

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
 from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from rlspoof.configs import (
     ConfigError,
@@ -22,11 +20,13 @@ from rlspoof.configs import (
     ModelArguments,
     PostTrainConfig,
     SFTConfig,
+    check_output_dir,
     load_recipe,
+    read_recipe,
 )
 from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
-from rlspoof.models.policy import CONFIG_NAME, POLICY_FORMAT
-from rlspoof.trainers.base import build_datasets, build_train_sampler
+from rlspoof.models.policy import CONFIG_NAME, POLICY_FORMAT, WEIGHTS_NAME
+from rlspoof.trainers.base import build_datasets, build_train_sampler, resume_point, train_resuming
 from rlspoof.trainers.grpo import GRPOTrainer
 from rlspoof.trainers.hybrid import HybridTrainer
 from rlspoof.trainers.mldg import MLDGTrainer
@@ -54,14 +54,16 @@ def is_policy_folder(path: str | Path) -> bool:
 
 def policy_from_arguments(model_args: ModelArguments, data_args: DataArguments) -> SpoofPolicy:
     """A saved rlspoof policy continues training (with a new freeze, LoRA or frame head if the
-    recipe asks); anything else is an encoder to wrap in a new policy."""
+    recipe asks); anything else is an encoder to wrap in a new policy. ``trust_remote_code``
+    is the recipe's (the user's), never the checkpoint's."""
     lora = None
     if model_args.use_peft:
         lora = {"r": model_args.lora_r, "lora_alpha": model_args.lora_alpha,
                 "lora_dropout": model_args.lora_dropout,
                 "target_modules": list(model_args.lora_target_modules)}
     if model_args.model_name_or_path and is_policy_folder(model_args.model_name_or_path):
-        policy = SpoofPolicy.from_pretrained(model_args.model_name_or_path).train()
+        policy = SpoofPolicy.from_pretrained(
+            model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code).train()
         if model_args.freeze is not None:
             policy.set_freeze(model_args.freeze)
         if lora is not None and policy.config.encoder.lora is None:
@@ -90,51 +92,41 @@ def policy_from_arguments(model_args: ModelArguments, data_args: DataArguments) 
 
 def recipe_method(recipe: str | Path, overrides: list[str]) -> str:
     """The ``method`` key (override wins), needed before the recipe can be parsed."""
-    method = "sft"
-    try:
-        method = (yaml.safe_load(Path(recipe).read_text()) or {}).get("method", method)
-    except (OSError, yaml.YAMLError):
-        pass  # load_recipe reports these with the file and line
+    method = read_recipe(recipe).get("method", "sft")
     for item in overrides:
         key, _, value = item.partition("=")
         if key.strip() == "method":
             method = value.strip()
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     return method
 
 
-def resume_point(args) -> str | None:
-    """``resume_from_checkpoint``: a checkpoint folder, ``last`` (the newest complete checkpoint
-    in output_dir; an error if there is none) or ``auto`` (the newest if any, else start afresh).
-    Checkpoints are renamed into place only when complete (``SpoofTrainer._save_checkpoint``), so
-    a run killed mid-save resumes from the previous one."""
-    value = args.resume_from_checkpoint
-    if value is None or str(value).lower() not in ("last", "auto", "true"):
-        return value
-    folder = Path(args.output_dir)
-    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    if last is None and str(value).lower() != "auto":
-        raise ConfigError(f"resume_from_checkpoint={value}: no checkpoint-* folder in {folder}")
-    return last
-
-
 def train_from_recipe(recipe: str | Path, overrides: list[str] | None = None) -> Path:
-    """Train as the recipe says; returns the folder holding the final policy."""
+    """Train as the recipe says; returns the folder holding the final policy.
+
+    Everything the user could get wrong is checked before the model is built: the recipe, the
+    resume point, and that no saved model is overwritten (see ``check_output_dir``)."""
     overrides = list(overrides or [])
     config_cls, trainer_cls = METHODS[recipe_method(recipe, overrides)]
     model_args, data_args, train_args = load_recipe(
         recipe, (ModelArguments, DataArguments, config_cls), overrides
     )
+    resume = resume_point(train_args)
+    check_output_dir(train_args.output_dir, WEIGHTS_NAME, start=model_args.model_name_or_path,
+                     resuming=resume is not None, overwrite=train_args.overwrite_output_dir)
+    train_set, dev_set = build_datasets(data_args, train_args.seed)  # no global RNG: seeded below
+    if dev_set is None and train_args.eval_strategy != "no":
+        raise ConfigError(f"eval_strategy {train_args.eval_strategy.value} needs eval_manifest "
+                          "(or set eval_strategy: no)")
     set_seed(train_args.seed)
     policy = policy_from_arguments(model_args, data_args)
-    train_set, dev_set = build_datasets(data_args, train_args.seed)
     trainer = trainer_cls(
         policy, train_args, train_set, dev_set,
         recipe_configs=(model_args, data_args, train_args),
         train_sampler=build_train_sampler(data_args, train_set, train_args),
     )
-    trainer.train(resume_from_checkpoint=resume_point(train_args))
+    train_resuming(trainer, resume)
     trainer.save_model(train_args.output_dir)
     trainer.save_state()
     return Path(train_args.output_dir)
