@@ -19,10 +19,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-import yaml
 from scipy import stats
 
-from rlspoof.configs import ConfigError, check_keys, parse_overrides
+from rlspoof.configs import ConfigError, check_keys, parse_overrides, read_recipe
 from rlspoof.data.manifest import Manifest, read_manifest
 from rlspoof.data.synth.corpus import is_synthetic
 from rlspoof.evaluation import (
@@ -99,19 +98,7 @@ class CompareConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> CompareConfig:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"compare recipe {path} does not exist"
-                              + (" (it is a folder)" if path.is_dir() else ""))
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            reason = getattr(exc, "problem", None) or "not valid UTF-8"
-            raise ConfigError(f"{path}{line}: invalid YAML ({reason})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"compare recipe {path}: must be a YAML mapping of keys "
-                              f"(output_dir, methods, suite, ...), got a {type(data).__name__}")
+        data = read_recipe(path)  # a missing file, a folder, bad YAML or a non-mapping: one line
         check_keys(data, [cls], f"compare recipe {path}")
         missing = [key for key in ("output_dir", "methods", "suite") if key not in data]
         if missing:

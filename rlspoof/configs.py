@@ -306,8 +306,12 @@ class GRPOConfig(SFTConfig):
     group come from one forward pass (``num_generations`` costs nothing extra), an ``exact``
     estimator replaces sampling by the expectation over both actions, and the published method's
     options (batch-level centring, an old policy refreshed every K steps, no clipping) are fields
-    rather than forks. ``class_weights`` is unused here but kept so a hybrid run reads one config.
+    rather than forks. ``class_weights`` and ``label_smoothing_factor`` shape a cross-entropy,
+    which GRPO has not: setting them is an error here (a hybrid's CE part uses them).
     """
+
+    #: Whether the loss has a cross-entropy part that reads class_weights / label_smoothing_factor.
+    _has_cross_entropy = False
 
     method: str = field(default="grpo", metadata={"help": "Training method (grpo)."})
     learning_rate: float = field(default=1e-6, metadata={"help": "AdamW learning rate (TRL: 1e-6)."})
@@ -345,12 +349,27 @@ class GRPOConfig(SFTConfig):
         default=1, metadata={"help": "mu: optimizer steps on each batch, with stored old log-probs."})
     old_policy_sync_steps: int = field(
         default=0,
-        metadata={"help": "K > 0: the old policy is a frozen copy refreshed every K optimizer steps "
-                          "(the published GRPO, K=1000) that takes the decisions, as in PPO; "
-                          "0: the batch's own log-probs (TRL)."})
+        metadata={"help": "K > 0: the old policy of the ratio is a frozen copy refreshed every K "
+                          "optimizer steps (the published GRPO, K=1000); rollout_policy says whether "
+                          "it also takes the decisions. 0: the batch's own log-probs (TRL)."})
+    rollout_policy: str = field(
+        default="old",
+        metadata={"help": "With old_policy_sync_steps: which policy samples the G decisions. old "
+                          "(default; PPO and TRL: the sampler is the ratio's denominator, so the ratio "
+                          "is an importance weight and clipping bounds the step away from the sampler) "
+                          "| current (the published code: the train-mode policy of this forward pass "
+                          "samples and the stale copy enters only the ratio, which then reweights the "
+                          "policy gradient by pi/pi_old rather than correcting for the sampler). "
+                          "Without an old policy both sample from the current policy."})
     beta: float = field(
         default=0.0, metadata={"help": "KL coefficient to the reference policy (TRL 0.0; the published "
                                        "method 0.04). 0 loads no reference."})
+    use_bias_correction_kl: bool = field(
+        default=True,
+        metadata={"help": "TRL 1.16's option and default: the per-decision k3 KL is multiplied by "
+                          "pi/mu (mu: the policy that sampled), an unbiased estimate of KL(pi || ref) "
+                          "whose gradient is the reverse KL's. false: plain k3 (the published code), "
+                          "unbiased in value only on-policy, with the gradient of KL(ref || pi)."})
     entropy_coef: float = field(default=0.0, metadata={"help": "Entropy bonus coefficient."})
     disable_dropout: bool = field(
         default=False, metadata={"help": "Zero dropout, SpecAugment masking and LayerDrop in the policy "
@@ -371,6 +390,12 @@ class GRPOConfig(SFTConfig):
         _one_of("scale_rewards", self.scale_rewards, ("group", "batch", "none"))
         _one_of("advantage_center", self.advantage_center, ("group", "batch", "none"))
         _one_of("loss_type", self.loss_type, ("grpo", "bnpo", "dr_grpo", "dapo"))
+        _one_of("rollout_policy", self.rollout_policy, ("old", "current"))
+        if not self._has_cross_entropy:  # silently ignored before: a recipe would mean nothing
+            for name, unset in (("class_weights", None), ("label_smoothing_factor", 0.0)):
+                if getattr(self, name) != unset:
+                    raise ConfigError(f"{name} has no effect on GRPO (it weights a cross-entropy "
+                                      f"loss); remove it, or use method: hybrid")
         checks = [
             (self.num_generations >= 1, f"num_generations must be >= 1, got {self.num_generations}"),
             (self.estimator == "exact" or self.num_generations >= 2 or self.advantage_center != "group",
@@ -408,6 +433,8 @@ class HybridConfig(GRPOConfig):
     losses, so a new schedule is a recipe value, not a new trainer.
     """
 
+    _has_cross_entropy = True  # the CE part reads class_weights and label_smoothing_factor
+
     method: str = field(default="hybrid", metadata={"help": "Training method (hybrid)."})
     schedule: str = field(
         default="sft_then_grpo",
@@ -422,6 +449,15 @@ class HybridConfig(GRPOConfig):
         default=True,
         metadata={"help": "sft_then_grpo: the reference becomes the policy at the switch, as when "
                           "GRPO starts from an SFT checkpoint."})
+    reset_optimizer_at_switch: bool = field(
+        default=True,
+        metadata={"help": "sft_then_grpo: fresh AdamW moments at the switch and the learning-rate "
+                          "schedule (warmup, decay) run twice, once over the SFT steps and once over "
+                          "the GRPO steps, as two runs (GRPO started from an SFT folder) get. On by "
+                          "default, like reset_reference_at_switch: the published hybrid is two runs, "
+                          "and SFT's moments (scaled to cross-entropy gradients) and its decayed "
+                          "learning rate would otherwise set GRPO's first steps. false: one optimizer "
+                          "and one schedule over the whole run."})
 
     def __post_init__(self) -> None:
         _one_of("schedule", self.schedule, ("sft_then_grpo", "grpo_then_sft", "mixed"))

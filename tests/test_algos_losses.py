@@ -55,7 +55,7 @@ def test_segment_level_aggregation_hand_computed(loss_type):
     assert metrics["clip_ratio/low_mean"] == 0.0
     assert metrics["clip_ratio/region_mean"] == pytest.approx(0.25)
     assert metrics["ratio_mean"] == pytest.approx((1.1 + 0.7 + 1.5 + 0.9) / 4)
-    assert metrics["kl"] == 0.0
+    assert "kl" not in metrics  # no reference: omitted, as TRL does (not logged as 0)
 
 
 def test_dapo_uses_the_global_token_count():
@@ -210,6 +210,68 @@ def test_k3_kl_zero_at_reference_positive_elsewhere():
     assert no_pen.item() == pytest.approx(base.item()) and m0["kl"] == pytest.approx(m_kl["kl"])
 
 
+def test_bias_correction_multiplies_k3_by_pi_over_the_sampler():
+    """Hand values: TRL 1.16 multiplies k3 by the ratio to the sampling policy."""
+    old = torch.tensor([[-0.7, -0.7]])
+    logp = (old + torch.tensor([[math.log(2.0), math.log(0.5)]])).requires_grad_()
+    ref = torch.tensor([[-1.0, -0.2]])
+    d = ref - logp.detach()
+    k3 = d.exp() - d - 1
+    adv = torch.zeros(1, 2)
+    plain, m_plain = grpo_loss(logp, old, adv, ref_logp=ref, beta=1.0, use_bias_correction_kl=False)
+    corrected, m_corr = grpo_loss(logp, old, adv, ref_logp=ref, beta=1.0)  # TRL's default: on
+    assert m_plain["kl"] == pytest.approx(k3.mean().item())
+    assert m_corr["kl"] == pytest.approx(((torch.tensor([2.0, 0.5]) * k3).mean()).item())
+    assert plain.item() == pytest.approx(m_plain["kl"]) and corrected.item() == pytest.approx(m_corr["kl"])
+    # sampling_logp names the sampler when it is not the ratio's old policy: here the current
+    # policy sampled, so the correction is pi / pi = 1 in value while the ratio stays 2 and 0.5
+    _, m_cur = grpo_loss(logp, old, adv, ref_logp=ref, sampling_logp=logp.detach())
+    assert m_cur["kl"] == pytest.approx(m_plain["kl"])
+    assert m_cur["ratio_mean"] == pytest.approx(1.25)
+
+
+def _kl_part_exact(probs_mu, bias_correction):
+    """Exact mode's KL term for actions weighted by the sampler ``mu``: (loss, grad wrt logits)."""
+    logits = LOGITS.clone().requires_grad_()
+    acts = all_actions(3)
+    logp = action_log_probs(logits, acts)
+    _, metrics = grpo_loss(logp, torch.log(probs_mu), torch.zeros(3, 2),
+                           ref_logp=action_log_probs(REF_LOGITS, acts), sample_weights=probs_mu,
+                           use_bias_correction_kl=bias_correction)
+    loss, _ = grpo_loss(logp, torch.log(probs_mu), torch.zeros(3, 2), beta=1.0,
+                        ref_logp=action_log_probs(REF_LOGITS, acts), sample_weights=probs_mu,
+                        use_bias_correction_kl=bias_correction)
+    loss.backward()
+    return metrics["kl"], logits.grad
+
+
+def test_which_kl_each_setting_estimates_in_exact_mode():
+    """The docstring's claims, exactly: with the correction, the KL term is KL(pi || ref) in value
+    and gradient whatever policy sampled; plain k3 is that KL in value only on-policy, and its
+    gradient there is the forward KL(ref || pi)'s."""
+    pi = torch.softmax(LOGITS, -1)
+    ref = torch.softmax(REF_LOGITS, -1)
+    stale = torch.softmax(LOGITS + torch.tensor([0.9, -0.6], dtype=torch.float64), -1)
+
+    def grad_of(kl_fn):
+        logits = LOGITS.clone().requires_grad_()
+        kl_fn(torch.softmax(logits, -1)).mean().backward()
+        return kl_fn(pi).mean().item(), logits.grad
+
+    reverse_value, reverse_grad = grad_of(lambda p: exact_kl(p, ref))
+    forward_value, forward_grad = grad_of(lambda p: exact_kl(ref, p))
+    for mu in (pi, stale):  # on-policy, and sampled by a stale old policy
+        value, grad = _kl_part_exact(mu, bias_correction=True)
+        assert value == pytest.approx(reverse_value, abs=1e-6)
+        torch.testing.assert_close(grad, reverse_grad, atol=1e-6, rtol=0)
+    value, grad = _kl_part_exact(pi, bias_correction=False)
+    assert value == pytest.approx(reverse_value, abs=1e-6)
+    torch.testing.assert_close(grad, forward_grad, atol=1e-6, rtol=0)
+    assert not torch.allclose(forward_grad, reverse_grad)
+    value, _ = _kl_part_exact(stale, bias_correction=False)  # off-policy: neither KL
+    assert value != pytest.approx(reverse_value, abs=1e-3)
+
+
 def test_beta_without_reference_raises():
     logp = torch.zeros(2, 2)
     with pytest.raises(ValueError, match="ref_logp"):
@@ -281,7 +343,7 @@ REF_LOGITS = torch.tensor([[0.0, 0.0], [0.4, -0.3], [1.0, 1.0]], dtype=torch.flo
 LABELS = torch.tensor([0, 0, 1])
 
 
-def _exact_grad(beta: float, loss_type: str) -> torch.Tensor:
+def _exact_grad(beta: float, loss_type: str, bias_correction: bool = True) -> torch.Tensor:
     logits = LOGITS.clone().requires_grad_()
     acts = all_actions(3)
     logp = action_log_probs(logits, acts)
@@ -297,6 +359,7 @@ def _exact_grad(beta: float, loss_type: str) -> torch.Tensor:
         clip=False,
         sample_weights=probs,
         loss_type=loss_type,
+        use_bias_correction_kl=bias_correction,
     )
     loss.backward()
     return logits.grad
@@ -310,8 +373,9 @@ def test_exact_policy_gradient_is_minus_grad_of_expected_reward():
     assert torch.allclose(_exact_grad(0.0, "dapo"), expected, atol=1e-12)
 
 
+@pytest.mark.parametrize("bias_correction", [True, False])
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)
-def test_exact_mode_gradient_matches_monte_carlo(loss_type):
+def test_exact_mode_gradient_matches_monte_carlo(loss_type, bias_correction):
     """Average the sampled GRPO_s gradient (group centre, no scaling, k3 KL) over many groups.
 
     Each utterance is repeated R times as its own leaf row, so every row's gradient is one
@@ -321,7 +385,7 @@ def test_exact_mode_gradient_matches_monte_carlo(loss_type):
     """
     beta, num_gen, reps = 0.5, 8, 20_000
     g_pg = _exact_grad(0.0, loss_type) * 3  # per-utterance gradients (the loss is a mean over B)
-    g_kl = _exact_grad(beta, loss_type) * 3 - g_pg
+    g_kl = _exact_grad(beta, loss_type, bias_correction) * 3 - g_pg
 
     rows = LOGITS.repeat(reps, 1).requires_grad_()
     labels = LABELS.repeat(reps)
@@ -337,6 +401,7 @@ def test_exact_mode_gradient_matches_monte_carlo(loss_type):
         beta=beta,
         clip=False,
         loss_type=loss_type,
+        use_bias_correction_kl=bias_correction,
     )
     loss.backward()
     per_row = (rows.grad * rows.size(0)).view(reps, 3, 2)  # one gradient sample per repetition

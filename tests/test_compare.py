@@ -158,7 +158,7 @@ def test_compare_recipe_file_errors_name_the_file(tmp_path):
         with pytest.raises(ConfigError, match="must be a YAML mapping"):
             CompareConfig.from_yaml(bad)
     bad.write_bytes(b"output_dir: \xff\n")
-    with pytest.raises(ConfigError, match="not valid UTF-8"):
+    with pytest.raises(ConfigError, match="invalid UTF-8"):
         CompareConfig.from_yaml(bad)
     bad.write_text(yaml.safe_dump({"output_dir": "x", "methods": {"sft": "s.yaml"},
                                    "suite": {"../x": {"manifest": "d.csv"}}}))

@@ -33,6 +33,8 @@ def test_defaults_are_trl_s(tmp_path):
     assert (cfg.beta, cfg.epsilon, cfg.num_iterations, cfg.learning_rate) == (0.0, 0.2, 1, 1e-6)
     assert cfg.reward_funcs == ["correctness"] and cfg.reward_weights is None
     assert cfg.remove_unused_columns is False  # utt_id / attack reach the reward functions
+    assert cfg.use_bias_correction_kl is True  # TRL 1.16's default: k3 * pi / pi_old
+    assert cfg.rollout_policy == "old"  # PPO / TRL: the sampler is the ratio's denominator
 
 
 @pytest.mark.parametrize(("fields", "message"), [
@@ -67,6 +69,10 @@ def test_defaults_are_trl_s(tmp_path):
     ({"per_device_train_batch_size": 0}, "per_device_train_batch_size must be >= 1, got 0"),
     ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be >= 1, got 0"),
     ({"learning_rate": 0.0}, "learning_rate must be positive"),  # SFTConfig's check still runs
+    ({"rollout_policy": "new"}, "rollout_policy must be one of old, current; got 'new'"),
+    # silently ignored before: GRPO has no cross-entropy for them to weight
+    ({"class_weights": [1.0, 4.0]}, "class_weights has no effect on GRPO"),
+    ({"label_smoothing_factor": 0.1}, "label_smoothing_factor has no effect on GRPO"),
 ])
 def test_grpo_config_errors_say_how_to_fix(tmp_path, fields, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -134,6 +140,29 @@ def test_hybrid_config_valid_schedules(tmp_path):
     assert _grpo(tmp_path, HybridConfig, switch_step=5).switch_step == 5  # no max_steps needed
     mixed = _grpo(tmp_path, HybridConfig, schedule="mixed", sft_weight=1.0, sft_weight_end=0.0)
     assert (mixed.method, mixed.sft_weight, mixed.sft_weight_end) == ("hybrid", 1.0, 0.0)
+    assert mixed.reset_optimizer_at_switch is True  # as two runs (GRPO from an SFT folder) have
+    # a hybrid's cross-entropy part uses them, so they stay valid there
+    weighted = _grpo(tmp_path, HybridConfig, max_steps=10, class_weights=[1.0, 4.0],
+                     label_smoothing_factor=0.1)
+    assert (weighted.class_weights, weighted.label_smoothing_factor) == ([1.0, 4.0], 0.1)
+
+
+def test_a_grpo_recipe_with_class_weights_names_the_field(tmp_path):
+    recipe = tmp_path / "grpo.yaml"
+    recipe.write_text("method: grpo\nencoder_preset: tiny\ntrain_manifest: t.csv\n"
+                      f"output_dir: {tmp_path / 'out'}\nreport_to: none\nclass_weights: [1, 9]\n")
+    with pytest.raises(ConfigError, match="class_weights has no effect on GRPO"):
+        load_recipe(recipe, (ModelArguments, DataArguments, GRPOConfig))
+
+
+PAPER = Path(__file__).parents[1] / "recipes" / "paper"
+
+
+@pytest.mark.parametrize("name", ["grpo", "grpo_s", "grpo_raw_reward"])
+def test_paper_recipes_use_the_published_sampling_rule_and_plain_k3(name):
+    _, _, cfg = load_recipe(PAPER / f"{name}.yaml", (ModelArguments, DataArguments, GRPOConfig),
+                            ["fp16=false"])
+    assert cfg.rollout_policy == "current" and cfg.use_bias_correction_kl is False
 
 
 # --------------------------------------------------------------------------------- recipes

@@ -383,3 +383,18 @@ def test_a_config_json_that_is_not_a_mapping_is_an_error(tmp_path):
     (folder / "config.json").write_text("[1, 2, 3]")
     with pytest.raises(RlspoofError, match=re.escape(str(folder))):
         load_encoder(EncoderConfig(name_or_path=str(folder)))
+
+
+def test_a_frozen_feature_extractor_is_not_back_propagated_through():
+    """Freezing the CNN also clears transformers' own flag, which otherwise makes the waveform
+    require gradients so that every backward runs through the frozen convolutions."""
+    import torch
+
+    from rlspoof.models.encoders import EncoderConfig, apply_freeze, load_encoder
+
+    model, _, _ = load_encoder(EncoderConfig(preset="tiny", freeze="feature_extractor"))
+    model.train()
+    features = model.feature_extractor(torch.randn(1, 4000))
+    assert not features.requires_grad
+    apply_freeze(model, "none")
+    assert model.feature_extractor(torch.randn(1, 4000)).requires_grad

@@ -113,7 +113,8 @@ def test_one_policy_forward_per_micro_batch_and_a_frozen_reference(tiny_corpus, 
     if beta:
         assert same_weights(trainer.ref_model, ref_before)
         assert all(not p.requires_grad for p in trainer.ref_model.parameters())
-    assert "entropy" not in _train_logs(trainer)[0]  # entropy_coef = 0
+    assert "entropy" in _train_logs(trainer)[0]  # logged even with entropy_coef = 0 (TRL)
+    assert ("kl" in _train_logs(trainer)[0]) == (beta > 0)  # omitted, not 0, without reference
 
 
 # ------------------------------------------------------------------------------- learning
@@ -243,6 +244,40 @@ def test_old_policy_is_resynced_every_k_steps_and_takes_the_decisions(
         torch.testing.assert_close(rollout.sample_weights, rollout.old_logp.exp())
 
 
+@pytest.mark.parametrize("correction", [True, False])
+def test_rollout_policy_current_samples_from_the_policy_and_keeps_the_old_one_in_the_ratio(
+        tiny_corpus, tmp_path, rollouts, monkeypatch, correction):
+    """The published rule: the train-mode policy of this forward pass takes the decisions; the
+    stale copy (never resynced here) enters only the ratio, and the KL correction, when on,
+    is to the sampler (pi / pi = 1 in value), not to the stale copy."""
+    calls = []
+    real = grpo_module.grpo_loss
+
+    def recording(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grpo_module, "grpo_loss", recording)
+    trainer = _trainer(tmp_path, _split(tiny_corpus, "train"), old_policy_sync_steps=100,
+                       rollout_policy="current", max_steps=3, learning_rate=1e-2,
+                       estimator="exact", beta=0.04, use_bias_correction_kl=correction,
+                       disable_dropout=True)  # so the first ratio is exactly 1
+    old_calls = count_forwards(trainer.old_model.encoder)
+    trainer.train()
+
+    assert len(old_calls) == 3  # the old policy still scores the decisions for the ratio
+    for (args, kwargs), rollout in zip(calls, rollouts, strict=True):
+        logp, old_logp = args[:2]
+        assert kwargs["use_bias_correction_kl"] is correction
+        # exact mode: the action weights are the current policy's probabilities...
+        torch.testing.assert_close(rollout.sample_weights, logp.detach().exp())
+        torch.testing.assert_close(kwargs["sampling_logp"], logp.detach())
+        assert old_logp is rollout.old_logp  # ...and the ratio's denominator the old copy's
+    assert not torch.allclose(rollouts[-1].old_logp, rollouts[-1].sampling_logp)  # it went stale
+    ratio = _logged(trainer, "ratio_mean")
+    assert ratio[0] == pytest.approx(1.0) and abs(ratio[-1] - 1.0) > 1e-4, ratio
+
+
 # ----------------------------------------------------------------------- reproducibility
 
 
@@ -309,6 +344,21 @@ def test_logs_trl_metric_names_and_evaluates_with_cross_entropy(tiny_corpus, tmp
     assert metrics["eval_loss"] == pytest.approx(ce, rel=1e-4)
 
 
+def test_reward_std_is_over_the_batch_as_trl_and_the_group_std_has_its_own_name(
+        tiny_corpus, tmp_path, rollouts):
+    trainer = _trainer(tmp_path, _split(tiny_corpus, "train"), max_steps=2, num_generations=4,
+                       reward_funcs=["correctness", "confidence"], reward_weights=[1.0, 0.5])
+    trainer.train()
+    for log, rollout in zip(_train_logs(trainer), rollouts, strict=True):
+        assert "kl" not in log  # beta = 0: no reference, so no kl (TRL omits it)
+        assert log["reward_std"] == pytest.approx(rollout.rewards.flatten().std().item(), abs=1e-6)
+        assert log["reward_std_within_group"] == pytest.approx(
+            rollout.rewards.std(dim=1).mean().item(), abs=1e-6)
+        for name, r in rollout.rewards_per_func.items():
+            assert log[f"rewards/{name}/std"] == pytest.approx(r.flatten().std().item(), abs=1e-6)
+            assert log[f"rewards/{name}/mean"] == pytest.approx(r.mean().item(), abs=1e-6)
+
+
 # -------------------------------------------------------------------------- user reward
 
 
@@ -366,3 +416,22 @@ def test_grpo_recipe_trains_and_saves_a_loadable_policy(tiny_corpus, tmp_path):
         logits = policy(batch["input_values"], attention_mask=batch["attention_mask"])
     assert F.cross_entropy(logits, batch["labels"]).item() == pytest.approx(
         final_eval["eval_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("family", ["wav2vec2", "hubert", "wavlm"])
+def test_disable_stochastic_layers_makes_train_mode_forwards_bit_identical(family):
+    """Attention dropout (a float the attention modules pass to the kernel, not an nn.Dropout),
+    SpecAugment and LayerDrop are all switched off: two train-mode passes agree to the bit."""
+    from rlspoof.models.encoders import EncoderConfig
+    from rlspoof.models.policy import PolicyConfig, build_policy
+    from rlspoof.trainers.grpo import disable_stochastic_layers
+
+    torch.manual_seed(0)
+    policy = build_policy(PolicyConfig(encoder=EncoderConfig(preset="tiny", family=family),
+                                       crop_seconds=0.5)).train()
+    x = torch.randn(2, 8000)
+    assert not torch.equal(policy(x), policy(x))  # the presets are stochastic in train mode
+    disable_stochastic_layers(policy)
+    assert torch.equal(policy(x), policy(x))
+    assert policy.encoder.config.attention_dropout == 0.0
+    assert not policy.encoder.config.apply_spec_augment

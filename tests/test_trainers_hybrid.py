@@ -127,6 +127,31 @@ def test_sft_then_grpo_switches_at_half_and_resets_the_reference(tiny_corpus, tm
     assert not same_weights(trainer.model, at_switch["policy"])  # GRPO trained on from there
 
 
+@pytest.mark.parametrize("reset", [True, False])
+def test_reset_optimizer_at_switch_restarts_adam_and_the_schedule(tiny_corpus, tmp_path, reset):
+    """On: fresh AdamW moments at the switch and the schedule run once per phase, as an SFT run
+    followed by a GRPO run from its folder would have; off: one of each over the whole run."""
+    trainer = _hybrid(tmp_path, _split(tiny_corpus, "train"), schedule="sft_then_grpo",
+                      switch_step=2, max_steps=4, lr_scheduler_type="linear", warmup_steps=1,
+                      reset_optimizer_at_switch=reset)
+    steps_at_switch = {}
+
+    class AdamSteps(TrainerCallback):
+        def on_step_end(self, args, state, control, optimizer=None, **kwargs):
+            steps_at_switch[state.global_step] = {int(v["step"]) for v in optimizer.state.values()}
+
+    trainer.add_callback(AdamSteps())
+    trainer.train()
+
+    factor = trainer.lr_scheduler.lr_lambdas[0]
+    if reset:  # warmup 1 step, linear decay to 0 at the end of each 2-step phase
+        assert [factor(s) for s in range(4)] == [0.0, 1.0, 0.0, 1.0]
+        assert steps_at_switch == {1: {1}, 2: {2}, 3: {1}, 4: {2}}  # bias correction restarts
+    else:
+        assert [factor(s) for s in range(4)] == pytest.approx([0.0, 1.0, 2 / 3, 1 / 3])
+        assert steps_at_switch == {1: {1}, 2: {2}, 3: {3}, 4: {4}}
+
+
 def test_grpo_then_sft_keeps_the_reference(tiny_corpus, tmp_path):
     trainer = _hybrid(tmp_path, _split(tiny_corpus, "train"), schedule="grpo_then_sft",
                       switch_step=2, max_steps=4, beta=0.04)

@@ -2,7 +2,8 @@
 
 * :mod:`~rlspoof.algos.sampling`: draw a group of labels from one forward pass and score them;
 * :mod:`~rlspoof.algos.advantages`: group/batch reward normalisation (TRL and the paper);
-* :mod:`~rlspoof.algos.losses`: the clipped surrogate + k3 KL with TRL's loss aggregations.
+* :mod:`~rlspoof.algos.losses`: the clipped surrogate + k3 KL (plain, or importance-weighted
+  as TRL 1.16 by default) with TRL's loss aggregations.
 
 Kept free of models so every convention can be checked against hand-computed values.
 """

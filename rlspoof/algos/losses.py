@@ -1,19 +1,33 @@
 """The GRPO objective for classifier policies, with TRL's loss aggregations and metrics.
 
 Per decision (a "token": one utterance-level label, or one segment/frame label) the loss is
-PPO's clipped surrogate plus an optional k3 KL penalty, exactly as TRL's ``GRPOTrainer``::
+PPO's clipped surrogate plus an optional KL penalty, with the formulas of TRL 1.16's
+``GRPOTrainer._compute_loss``::
 
     ratio = exp(logp - old_logp)
-    l     = -min(ratio * A, clip(ratio, 1 - eps_low, 1 + eps_high) * A) + beta * k3
+    l     = -min(ratio * A, clip(ratio, 1 - eps_low, 1 + eps_high) * A) + beta * kl
     k3    = exp(ref - logp) - (ref - logp) - 1
+    kl    = (pi / mu) * k3   if use_bias_correction_kl (TRL's default), else k3
+
+where ``mu`` is the policy that drew the actions (``sampling_logp``; by default the old
+policy, as in TRL). Which KL that estimates, for actions ``a ~ mu``:
+
+* ``use_bias_correction_kl=True``: ``E_mu[(pi/mu) k3] = KL(pi || pi_ref)`` (the reverse KL)
+  for any ``mu``, and, the ratio being differentiable, its gradient is the unbiased gradient of
+  ``KL(pi || pi_ref)`` (DeepSeek-V3.2, arXiv 2512.02556). In exact mode it *is* that KL.
+* ``use_bias_correction_kl=False`` (plain k3, the published AntiDeepfake code): the value is an
+  unbiased estimate of ``KL(pi || pi_ref)`` only when ``mu = pi`` (on-policy), and even then
+  its gradient, ``E_pi[(1 - pi_ref/pi) grad log pi]``, is the gradient of the *forward*
+  ``KL(pi_ref || pi)``, not of the KL it estimates. Off-policy (``mu = pi_old != pi``) the
+  value estimates ``E_mu[k3]``, which is neither.
 
 ``clip=False`` gives ``-ratio * A``: with ``old_logp = logp.detach()`` that is the paper's
 ``GRPO_s`` (value ``-A``, gradient ``-A * grad logp``, i.e. REINFORCE with a group baseline).
 
 Exact mode. With two actions the expectation over the policy is a two-term sum, so instead of
 sampling ``G`` labels one may score every action once (``all_actions``), weight the advantages
-(``group_advantages(weights=old_probs)``) and weight each action's loss by its old-policy
-probability (``sample_weights=old_probs``). The gradient is then the ``G -> infinity`` limit
+(``group_advantages(weights=mu_probs)``) and weight each action's loss by its sampling-policy
+probability (``sample_weights=mu_probs``). The gradient is then the ``G -> infinity`` limit
 of the sampled estimator, without its variance. Note that with group centring the sampled
 estimator's expectation is ``(1 - 1/G)`` times that limit (the group mean includes the draw
 itself); the tests check both facts.
@@ -49,6 +63,8 @@ def grpo_loss(
     num_items: int | float | torch.Tensor | None = None,
     entropy: torch.Tensor | None = None,
     entropy_coef: float = 0.0,
+    use_bias_correction_kl: bool = True,
+    sampling_logp: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """GRPO loss for ``G`` sampled decisions per utterance; returns ``(loss, metrics)``.
 
@@ -61,7 +77,7 @@ def grpo_loss(
             of ``logp``.
         ref_logp: reference-policy log-probabilities, shape of ``logp``; needed when
             ``beta > 0``, and used for the ``"kl"`` metric whenever given.
-        beta: weight of the k3 KL penalty (TRL default 0; the paper 0.04).
+        beta: weight of the KL penalty (TRL default 0; the paper 0.04).
         epsilon_low / epsilon_high: clip range ``[1 - eps_low, 1 + eps_high]``;
             ``epsilon_high=None`` means ``epsilon_low`` (DAPO suggests 0.28).
         loss_type: how per-token losses become a scalar, as TRL does it:
@@ -92,10 +108,16 @@ def grpo_loss(
             ``loss -= entropy_coef * entropy.mean()``: an exploration bonus that keeps the
             policy from collapsing onto one label.
         entropy_coef: weight of the entropy bonus.
+        use_bias_correction_kl: multiply k3 by ``pi / mu`` (TRL 1.16's option of that name and
+            default): see the module docstring for which KL each choice estimates.
+        sampling_logp: log-probabilities under ``mu``, the policy that drew the actions, when
+            it is not the one of ``old_logp`` (e.g. the published rule: the current policy
+            samples, the old one only enters the ratio). Default: ``old_logp`` (TRL).
 
     Returns:
-        ``(loss, metrics)``: the scalar loss and detached floats ``"kl"`` (mean k3, 0 without
-        ``ref_logp``), ``"clip_ratio/low_mean"`` (fraction of tokens with ``ratio < 1 -
+        ``(loss, metrics)``: the scalar loss and detached floats ``"kl"`` (the mean per-token
+        KL term as penalised, i.e. with the correction when it is on, as TRL logs it; absent
+        without ``ref_logp``), ``"clip_ratio/low_mean"`` (fraction of tokens with ``ratio < 1 -
         eps_low`` and ``A < 0``), ``"clip_ratio/high_mean"`` (``ratio > 1 + eps_high`` and
         ``A > 0``), ``"clip_ratio/region_mean"`` (either), ``"ratio_mean"`` and, if given,
         ``"entropy"``. The clip fractions are 0 when ``clip=False`` (clipping never engages).
@@ -118,6 +140,9 @@ def grpo_loss(
         raise ValueError(
             f"old_logp must have the shape of logp {tuple(logp.shape)}, got {tuple(old_logp.shape)}"
         )
+    if sampling_logp is not None and sampling_logp.shape != logp.shape:
+        raise ValueError(f"sampling_logp must have the shape of logp {tuple(logp.shape)}, "
+                         f"got {tuple(sampling_logp.shape)}")
     if ref_logp is not None and ref_logp.shape != logp.shape:
         raise ValueError(
             f"ref_logp must have the shape of logp {tuple(logp.shape)}, got {tuple(ref_logp.shape)}"
@@ -167,12 +192,15 @@ def grpo_loss(
     else:
         per_token = -surrogate
 
-    k3 = None
+    kl = None
     if ref_logp is not None:
         ref = _as_3d(ref_logp, seq_level).detach().to(lp.dtype)
-        k3 = torch.exp(ref - lp) - (ref - lp) - 1.0
+        kl = torch.exp(ref - lp) - (ref - lp) - 1.0  # k3
+        if use_bias_correction_kl:
+            mu = old if sampling_logp is None else _as_3d(sampling_logp, seq_level).detach().to(lp.dtype)
+            kl = torch.exp(lp - mu) * kl
         if beta > 0:
-            per_token = per_token + beta * k3
+            per_token = per_token + beta * kl
 
     weighted = per_token * m * sw
     if loss_type == "grpo":
@@ -203,7 +231,8 @@ def grpo_loss(
         def wmean(x: torch.Tensor) -> float:
             return float(((x.to(mw.dtype) * mw).sum() / total).item())
 
-        metrics["kl"] = wmean(k3) if k3 is not None else 0.0
+        if kl is not None:
+            metrics["kl"] = wmean(kl)
         if clip:
             is_low = (ratio < 1.0 - epsilon_low) & (adv < 0)
             is_high = (ratio > 1.0 + epsilon_high) & (adv > 0)

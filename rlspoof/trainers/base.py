@@ -170,29 +170,6 @@ def train_resuming(trainer: Trainer, resume: str | None):
 PARTIAL_DIR = ".partial"
 
 
-def _import_deepspeed_only_when_used() -> None:
-    """accelerate imports DeepSpeed whenever it is installed, only to ask whether the model it
-    unwraps is a ``DeepSpeedEngine``; the import costs about 2 s and prints "Setting accelerator
-    to CPU" on every CPU run. Only a DeepSpeed run (``accelerate launch`` with a DeepSpeed config,
-    or TrainingArguments' ``deepspeed``: both set ACCELERATE_USE_DEEPSPEED) can hold such a
-    model, so elsewhere accelerate's question is answered "not installed"."""
-    import accelerate.utils.other as other
-
-    installed = getattr(other, "is_deepspeed_available", None)
-    if installed is None or getattr(installed, "rlspoof", False):
-        return
-
-    def is_deepspeed_available() -> bool:
-        used = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes")
-        return used and installed()
-
-    is_deepspeed_available.rlspoof = True
-    other.is_deepspeed_available = is_deepspeed_available
-
-
-_import_deepspeed_only_when_used()
-
-
 class FreshCropsEachEpoch(TrainerCallback):
     """New random crops every epoch (the dataset seeds each item by (seed, epoch, index))."""
 

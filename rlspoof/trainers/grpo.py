@@ -44,19 +44,22 @@ class Rollout:
 
     utt_ids: list[str]
     actions: torch.Tensor  # (B, G) sampled, or (B, 2) every action in exact mode
-    sample_weights: torch.Tensor | None  # (B, 2) old-policy probabilities in exact mode
-    old_logp: torch.Tensor  # (B, G) log-probabilities of the actions when they were taken
+    sample_weights: torch.Tensor | None  # (B, 2) sampling-policy probabilities in exact mode
+    sampling_logp: torch.Tensor  # (B, G) log-probabilities under the policy that sampled
+    old_logp: torch.Tensor  # (B, G) under the old policy of the ratio (= sampling_logp but for
+                            # rollout_policy: current with an old policy)
     rewards: torch.Tensor  # (B, G) weighted total
     rewards_per_func: dict[str, torch.Tensor]
     advantages: torch.Tensor  # (B, G)
 
 
 def make_rollout(logits, labels, args, reward_funcs, reward_weights, generator, columns,
-                 gather_rows=None) -> Rollout:
-    """Group sampling -> rewards -> advantages for one batch (no gradient flows here).
+                 gather_rows=None, old_logits=None) -> Rollout:
+    """Group sampling from ``logits`` -> rewards -> advantages for one batch (no gradient).
 
     ``gather_rows`` (see ``GRPOTrainer.gather_rows``) makes batch-level advantage statistics
-    cover the micro-batches of every process; None: this batch alone (one process)."""
+    cover the micro-batches of every process; None: this batch alone (one process).
+    ``old_logits``: the old policy's, when it only enters the ratio and does not sample."""
     logits = logits.detach()
     probs = torch.softmax(logits.float() / args.temperature, dim=-1)
     if args.estimator == "exact":
@@ -69,11 +72,14 @@ def make_rollout(logits, labels, args, reward_funcs, reward_weights, generator, 
         reward_funcs, reward_weights.to(logits.device), actions, labels, probs=probs, **columns
     )
     advantages = rollout_advantages(rewards, sample_weights, args, gather_rows)
+    sampling_logp = action_log_probs(logits, actions, args.temperature)
     return Rollout(
         utt_ids=list(columns.get("utt_id", [])),
         actions=actions,
         sample_weights=sample_weights,
-        old_logp=action_log_probs(logits, actions, args.temperature),
+        sampling_logp=sampling_logp,
+        old_logp=sampling_logp if old_logits is None else action_log_probs(
+            old_logits.detach(), actions, args.temperature),
         rewards=rewards,
         rewards_per_func=per_func,
         advantages=advantages,
@@ -111,14 +117,29 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def disable_stochastic_layers(policy: torch.nn.Module) -> None:
-    """TRL's ``disable_dropout`` for an SSL policy: besides dropout, the encoder's SpecAugment
-    time/feature masking and LayerDrop also make the training-mode policy differ from its
-    eval-mode reference and old copies at equal weights, which shows up as ratio != 1 and KL > 0."""
+    """TRL's ``disable_dropout`` for an SSL policy, made complete: a training-mode forward must
+    equal its eval-mode reference and old copies at equal weights, or ratio != 1 and KL > 0
+    appear from noise. Besides ``nn.Dropout`` (what TRL's helper zeroes), the wav2vec2, HuBERT
+    and WavLM attention modules keep a float ``dropout`` that they hand to the attention kernel,
+    the encoder applies SpecAugment time/feature masking and LayerDrop in training, and the
+    config's dropout fields rebuild them whenever the encoder is re-created from it."""
     disable_dropout_in_model(policy)
+    for module in policy.modules():
+        if isinstance(getattr(module, "dropout", None), float):
+            module.dropout = 0.0
     config = getattr(getattr(policy, "encoder", None), "config", None)
     if config is not None:
         config.apply_spec_augment = False
-        config.layerdrop = 0.0
+        for name in _CONFIG_STOCHASTIC_FIELDS:
+            if isinstance(getattr(config, name, None), float):
+                setattr(config, name, 0.0)
+
+
+#: Encoder config fields that make a training-mode forward random (all families rlspoof loads).
+#: SpecAugment is off through ``apply_spec_augment``; its probabilities stay, because a
+#: non-zero one is what gives the model its ``masked_spec_embed`` weight when it is rebuilt.
+_CONFIG_STOCHASTIC_FIELDS = ("attention_dropout", "hidden_dropout", "activation_dropout",
+                             "feat_proj_dropout", "final_dropout", "layerdrop")
 
 
 class SyncOldPolicy(TrainerCallback):
@@ -134,7 +155,8 @@ class SyncOldPolicy(TrainerCallback):
 
 class GRPOTrainer(SpoofTrainer):
     """GRPO on ``GRPOConfig``; logs TRL's metrics (reward, reward_std, frac_reward_zero_std,
-    kl, clip ratios, entropy) plus per-reward-function means."""
+    kl when there is a reference, clip ratios, entropy, rewards/<f>/mean|std) plus
+    reward_std_within_group and accuracy."""
 
     def __init__(self, model, args, train_dataset=None, eval_dataset=None, **kwargs):
         if args.disable_dropout:
@@ -205,15 +227,17 @@ class GRPOTrainer(SpoofTrainer):
                 raise RuntimeError("num_iterations: the repeated batch differs from the stored one")
             return stored
         columns = {k: v for k, v in inputs.items() if k not in ("input_values", "attention_mask", "labels")}
-        rollout_logits = logits
-        if self.old_model is not None:  # the old policy takes the decisions (PPO / GRPO)
+        rollout_logits, old_logits = logits, None
+        if self.old_model is not None:
             with torch.no_grad():
-                rollout_logits = self.policy_logits(self.old_model, inputs)
+                old_logits = self.policy_logits(self.old_model, inputs)
+            if self.args.rollout_policy == "old":  # PPO / TRL: the old policy takes the decisions
+                rollout_logits, old_logits = old_logits, None
         # Groups are per utterance, so group statistics stay on the rank holding the utterance;
         # only batch-level statistics (advantage_center / scale_rewards: batch) cross ranks.
         rollout = make_rollout(rollout_logits, inputs["labels"], self.args, self.reward_funcs,
                                self.reward_weights, self.sampling_generator(logits.device), columns,
-                               gather_rows=self.gather_rows)
+                               gather_rows=self.gather_rows, old_logits=old_logits)
         if self.args.num_iterations > 1:
             self._rollouts[position] = rollout
         return rollout
@@ -227,19 +251,21 @@ class GRPOTrainer(SpoofTrainer):
         # ratio is 1 in value and the gradient is the policy gradient (with use_clipping=false
         # this is exactly the published GRPO_s).
         old_logp = logp.detach() if fresh else rollout.old_logp
+        sampling_logp = logp.detach() if fresh else rollout.sampling_logp
         ref_logp = None
         if self.ref_model is not None:
             with torch.no_grad():
                 ref_logits = self.policy_logits(self.ref_model, inputs)
             ref_logp = action_log_probs(ref_logits, rollout.actions, args.temperature)
-        entropy = None
-        if args.entropy_coef:
-            entropy = torch.distributions.Categorical(logits=logits.float() / args.temperature).entropy()
+        # Always logged (TRL >= 1.0); differentiated only when it is a bonus in the loss.
+        entropy_logits = logits if args.entropy_coef else logits.detach()
+        entropy = torch.distributions.Categorical(logits=entropy_logits.float() / args.temperature).entropy()
         loss, metrics = grpo_loss(
             logp, old_logp, rollout.advantages, ref_logp=ref_logp, beta=args.beta,
             epsilon_low=args.epsilon, epsilon_high=args.epsilon_high, loss_type=args.loss_type,
             clip=args.use_clipping, sample_weights=rollout.sample_weights,
             entropy=entropy, entropy_coef=args.entropy_coef,
+            use_bias_correction_kl=args.use_bias_correction_kl, sampling_logp=sampling_logp,
         )
         self.record_metrics(rollout, logits, inputs["labels"], metrics)
         return loss
@@ -256,14 +282,21 @@ class GRPOTrainer(SpoofTrainer):
     # ---------------------------------------------------------------- logging
 
     def record_metrics(self, rollout: Rollout, logits, labels, loss_metrics: dict) -> None:
+        """TRL >= 1.0's meanings: ``reward`` / ``reward_std`` and ``rewards/<f>/mean|std`` are the
+        mean and the (unbiased) std over the batch's B x G rewards (policy-weighted population
+        moments in exact mode); ``reward_std_within_group`` is the mean of the groups' stds,
+        which is what ``scale_rewards: group`` divides by and what is 0 for a group without signal."""
         m = self._metrics
+        weights = rollout.sample_weights
         series = [("reward", "reward_std", rollout.rewards)]
         series += [(f"rewards/{name}/mean", f"rewards/{name}/std", r)
                    for name, r in rollout.rewards_per_func.items()]
-        for mean_key, std_key, rewards in series:  # TRL: mean reward, mean within-group std
-            mean, std = group_stats(rewards, rollout.sample_weights)
-            m[mean_key].append(mean.mean().item())
-            m[std_key].append(std.mean().item())
+        flat_weights = None if weights is None else weights.reshape(1, -1) / weights.shape[0]
+        for mean_key, std_key, rewards in series:  # the batch as one group
+            mean, std = group_stats(rewards.reshape(1, -1), flat_weights)
+            m[mean_key].append(mean.item())
+            m[std_key].append(std.item())
+        m["reward_std_within_group"].append(group_stats(rollout.rewards, weights)[1].mean().item())
         if rollout.sample_weights is None:
             m["frac_reward_zero_std"].append(zero_std_fraction(rollout.rewards))
         m["accuracy"].append((logits.detach().argmax(-1) == labels).float().mean().item())
