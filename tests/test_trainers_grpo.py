@@ -435,3 +435,19 @@ def test_disable_stochastic_layers_makes_train_mode_forwards_bit_identical(famil
     assert torch.equal(policy(x), policy(x))
     assert policy.encoder.config.attention_dropout == 0.0
     assert not policy.encoder.config.apply_spec_augment
+
+
+def test_zero3_with_a_reference_or_an_old_policy_is_refused_naming_the_fields():
+    from types import SimpleNamespace
+
+    from rlspoof.configs import ConfigError
+    from rlspoof.trainers.grpo import check_frozen_copies_fit
+
+    both = SimpleNamespace(beta=0.04, old_policy_sync_steps=1000)
+    with pytest.raises(ConfigError, match=r"beta > 0 .* and old_policy_sync_steps"):
+        check_frozen_copies_fit(3, both)
+    with pytest.raises(ConfigError, match="old_policy_sync_steps"):
+        check_frozen_copies_fit(3, SimpleNamespace(beta=0.0, old_policy_sync_steps=10))
+    check_frozen_copies_fit(3, SimpleNamespace(beta=0.0, old_policy_sync_steps=0))  # nothing copied
+    for stage in (None, 0, 2):
+        check_frozen_copies_fit(stage, both)

@@ -142,6 +142,21 @@ _CONFIG_STOCHASTIC_FIELDS = ("attention_dropout", "hidden_dropout", "activation_
                              "feat_proj_dropout", "final_dropout", "layerdrop")
 
 
+def check_frozen_copies_fit(zero_stage: int | None, args) -> None:
+    """The reference and old policies are plain deep copies of the policy module. Under ZeRO-3
+    the policy's parameters are partitioned across ranks, and nothing here gathers or
+    partitions the copies with them, so they are refused rather than left untested."""
+    if zero_stage != 3:
+        return
+    uses = [name for name, on in (("beta > 0 (a KL reference)", args.beta > 0),
+                                  ("old_policy_sync_steps (an old policy)", args.old_policy_sync_steps))
+            if on]
+    if uses:
+        raise ConfigError(f"DeepSpeed ZeRO-3 with {' and '.join(uses)}: the frozen copies are not "
+                          "partitioned with the policy; use ZeRO-2 (accelerate-config zero2), or set "
+                          "beta: 0 and old_policy_sync_steps: 0")
+
+
 class SyncOldPolicy(TrainerCallback):
     """The published method's old policy: a copy refreshed every K optimizer steps."""
 
@@ -162,6 +177,9 @@ class GRPOTrainer(SpoofTrainer):
         if args.disable_dropout:
             disable_stochastic_layers(model)
         super().__init__(model, args, train_dataset, eval_dataset, **kwargs)
+        plugin = getattr(self.accelerator.state, "deepspeed_plugin", None)
+        check_frozen_copies_fit(getattr(plugin, "zero_stage", None) if self.is_deepspeed_enabled
+                                else None, args)
         self.reward_funcs, self.reward_weights = resolve_rewards(
             list(args.reward_funcs), args.reward_weights, args.reward_kwargs
         )
