@@ -26,6 +26,7 @@ from rlspoof.data.manifest import Manifest, read_manifest
 from rlspoof.data.synth.corpus import is_synthetic
 from rlspoof.evaluation import (
     ScoredSet,
+    is_plain_name,
     read_score_file,
     score_manifest,
     set_metrics,
@@ -112,8 +113,7 @@ class CompareConfig:
 def _plain_name(kind: str, name: object) -> None:
     """Method and set names become paths (``runs/NAME/``, ``scores/NAME.tsv``,
     ``det_NAME.png``): only a plain file name keeps every write inside ``output_dir``."""
-    if (not isinstance(name, str) or name in ("", ".", "..") or name != name.strip()
-            or any(c in name for c in "/\\\0")):
+    if not is_plain_name(name) or name != name.strip():
         raise ConfigError(f"compare: {kind} name {name!r} must be a plain file name "
                           "(no path separators, not . or ..)")
 

@@ -35,10 +35,17 @@ MAX_WINDOWS = 10_000
 NON_FINITE_SCORE = "the model gave a non-finite score (NaN/Inf): NaN weights, or samples far beyond +-1?"
 
 
+def is_plain_name(name: object) -> bool:
+    """One plain path component: what a name may be when it becomes a file or folder name under
+    an output folder (``../../x``, ``a/b`` or ``..`` would write outside it)."""
+    return (isinstance(name, str) and name not in ("", ".", "..")
+            and not any(c in name for c in "/\\\0"))
+
+
 def check_name(name: str, option: str) -> str:
     """A set or model name becomes a file or folder name under ``--out``: anything but one plain
     path component (``../../x``, ``a/b``, ``..``) would write outside it, so it is refused."""
-    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+    if not is_plain_name(name):
         raise RlspoofError(f"{option} name {name!r} must be a plain file name (no '/', '\\' or '..'): "
                            "it names the results under --out")
     return name
