@@ -335,6 +335,14 @@ class GRPOConfig(SFTConfig):
         default="group",
         metadata={"help": "Subtract the mean of the group (TRL) | batch (the published method) | "
                           "none (raw-reward ablation)."})
+    batch_scope: str = field(
+        default="accumulation",
+        metadata={"help": "What advantage_center / scale_rewards: batch are taken over. accumulation "
+                          "(TRL's generation batch): every micro-batch of the optimizer step on every "
+                          "process; with gradient_accumulation_steps > 1 the first micro-batch samples "
+                          "them all, at the cost of one extra no-grad forward pass for each of the "
+                          "others | micro_batch: one micro-batch of every process, no extra pass. "
+                          "Equal when gradient_accumulation_steps is 1."})
     advantage_eps: float = field(
         default=1e-4, metadata={"help": "Added to the std (TRL 1e-4; the published method 1e-5)."})
     loss_type: str = field(
@@ -391,6 +399,7 @@ class GRPOConfig(SFTConfig):
         _one_of("advantage_center", self.advantage_center, ("group", "batch", "none"))
         _one_of("loss_type", self.loss_type, ("grpo", "bnpo", "dr_grpo", "dapo"))
         _one_of("rollout_policy", self.rollout_policy, ("old", "current"))
+        _one_of("batch_scope", self.batch_scope, ("accumulation", "micro_batch"))
         if not self._has_cross_entropy:  # silently ignored before: a recipe would mean nothing
             for name, unset in (("class_weights", None), ("label_smoothing_factor", 0.0)):
                 if getattr(self, name) != unset:

@@ -90,8 +90,8 @@ def recording(trainer_cls, out: Path, no_dropout: bool = False):
                 self.record["batches"].append(list(inputs["utt_id"]))
             return super().compute_loss(model, inputs, *args, **kwargs)
 
-        def current_rollout(self, logits, inputs):  # GRPO-family trainers only
-            rollout = super().current_rollout(logits, inputs)
+        def current_rollout(self, model, logits, inputs):  # GRPO-family trainers only
+            rollout = super().current_rollout(model, logits, inputs)
             self.record["rollouts"].append({
                 "utt_ids": list(rollout.utt_ids), "actions": rollout.actions.tolist(),
                 "rewards": rollout.rewards.tolist(), "advantages": rollout.advantages.tolist(),

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
-from trainer_helpers import same_weights, weights_of
+from trainer_helpers import (
+    assert_same_policy_files,
+    kill_after_checkpoint,
+    same_weights,
+    weights_of,
+)
 from transformers import TrainerCallback
 
 from rlspoof.configs import ConfigError, SFTConfig
@@ -191,25 +190,8 @@ def test_a_run_killed_mid_way_resumes_to_the_uninterrupted_result(tiny_corpus, t
     whole = train_from_recipe(_recipe(tmp_path, folder, output_dir=str(tmp_path / "whole")))
 
     killed_dir = tmp_path / "killed"
-    recipe = _recipe(tmp_path, folder, output_dir=str(killed_dir))
-    code = "import sys; from rlspoof.trainers.run import train_from_recipe; train_from_recipe(sys.argv[1])"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-c", code, str(recipe)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (killed_dir / "checkpoint-20").is_dir() and process.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint-20 within 5 minutes"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not (killed_dir / "model.safetensors").exists()
-
+    kill_after_checkpoint(_recipe(tmp_path, folder, output_dir=str(killed_dir)), killed_dir, 20)
     resumed = train_from_recipe(_recipe(tmp_path, folder, output_dir=str(killed_dir),
                                         resume_from_checkpoint="last"))
-    a, b = load_file(str(whole / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
-    assert a.keys() == b.keys()
-    # Same data order, crops, dropout masks and optimizer state after the resume: equal up to
-    # float rounding (the resumed process re-creates the optimizer's state from its file).
-    for key in a:
-        assert torch.allclose(a[key], b[key], atol=1e-6, rtol=1e-5), key
+    # Same data order, crops, dropout masks and optimizer state after the resume.
+    assert_same_policy_files(whole, resumed)

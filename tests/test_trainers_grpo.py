@@ -68,12 +68,6 @@ def _logged(trainer, key: str) -> list[float]:
     return [h[key] for h in trainer.state.log_history if key in h]
 
 
-
-
-
-
-
-
 @pytest.fixture
 def rollouts(monkeypatch):
     """Every rollout the trainer makes, in order (wraps ``make_rollout``)."""
@@ -451,3 +445,72 @@ def test_zero3_with_a_reference_or_an_old_policy_is_refused_naming_the_fields():
     check_frozen_copies_fit(3, SimpleNamespace(beta=0.0, old_policy_sync_steps=0))  # nothing copied
     for stage in (None, 0, 2):
         check_frozen_copies_fit(stage, both)
+
+
+@pytest.mark.parametrize("scope", ["accumulation", "micro_batch"])
+def test_batch_level_advantages_cover_every_micro_batch_of_the_step_or_one(tiny_corpus, tmp_path, rollouts,
+                                                                           scope):
+    """TRL's batch is every micro-batch of an optimizer step: with ``batch_scope: accumulation``
+    the first micro-batch samples both (one extra no-grad pass) and the advantages are the
+    batch-normalised rewards of all 2 x 4 utterances; ``micro_batch`` normalises each alone."""
+    from rlspoof.algos import group_advantages
+
+    trainer = _trainer(tmp_path, _split(tiny_corpus, "train"), max_steps=2, gradient_accumulation_steps=2,
+                       per_device_train_batch_size=4, advantage_center="batch", scale_rewards="batch",
+                       batch_scope=scope, disable_dropout=True)
+    policy_calls = count_forwards(trainer.model.encoder)
+    trainer.train()
+
+    assert len(rollouts) == 4  # one per micro-batch either way
+    eps = trainer.args.advantage_eps
+    for first, second in (rollouts[0:2], rollouts[2:4]):
+        assert first.utt_ids != second.utt_ids
+        if scope == "accumulation":
+            rewards = torch.cat([first.rewards, second.rewards])
+            torch.testing.assert_close(torch.cat([first.advantages, second.advantages]),
+                                       group_advantages(rewards, center="batch", scale="batch", eps=eps))
+        else:
+            for rollout in (first, second):
+                torch.testing.assert_close(rollout.advantages, group_advantages(
+                    rollout.rewards, center="batch", scale="batch", eps=eps))
+    assert len(policy_calls) == 4 + (2 if scope == "accumulation" else 0)
+
+
+# ------------------------------------------------------------------------------- exact resume
+
+
+def _killed_and_resumed(tmp_path, corpus, save_steps=6, **fields):
+    """The uninterrupted run's folder and the folder of the same run SIGKILLed after its first
+    checkpoint and resumed with ``resume_from_checkpoint: last``."""
+    from trainer_helpers import kill_after_checkpoint
+
+    common = {"max_steps": 14, "save_strategy": "steps", "save_steps": save_steps, "eval_strategy": "no",
+              "lr_scheduler_type": "linear", "warmup_steps": 2, **fields}
+    whole = train_from_recipe(write_tiny_recipe(tmp_path, corpus, "whole", CROP,
+                                                output_dir=str(tmp_path / "whole"), **common))
+    killed = tmp_path / "killed"
+    recipe = write_tiny_recipe(tmp_path, corpus, "killed", CROP, output_dir=str(killed), **common)
+    kill_after_checkpoint(recipe, killed, save_steps)
+    resumed = train_from_recipe(write_tiny_recipe(tmp_path, corpus, "resumed", CROP, output_dir=str(killed),
+                                                  resume_from_checkpoint="last", **common))
+    return whole, resumed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fields", [
+    # the reference is the starting policy; the sampler must go on with its stream
+    {"beta": 0.04},
+    # the old policy was last synced at step 4: neither the start nor the checkpoint's weights
+    {"beta": 0.04, "old_policy_sync_steps": 4, "rollout_policy": "current"},
+    # the reference has been mixed with the policy at step 4
+    {"beta": 0.04, "old_policy_sync_steps": 4, "rollout_policy": "old", "sync_ref_model": True,
+     "ref_model_sync_steps": 4, "ref_model_mixup_alpha": 0.5},
+    # checkpoint-5 falls between a batch's two visits: step 6 reuses the stored rollout
+    {"beta": 0.04, "num_iterations": 2, "save_steps": 5},
+], ids=["reference", "old_policy", "synced_reference", "num_iterations"])
+def test_a_killed_grpo_run_resumes_to_the_uninterrupted_weights(tiny_corpus, tmp_path, fields):
+    from trainer_helpers import assert_same_policy_files
+
+    folder, _ = tiny_corpus
+    whole, resumed = _killed_and_resumed(tmp_path, folder, method="grpo", **fields)
+    assert_same_policy_files(whole, resumed, atol=1e-6)

@@ -218,3 +218,17 @@ def test_hybrid_recipe_trains_and_saves_a_loadable_policy(tiny_corpus, tmp_path)
         logits = policy(batch["input_values"], attention_mask=batch["attention_mask"])
     assert F.cross_entropy(logits, batch["labels"]).item() == pytest.approx(
         final_eval["eval_loss"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_a_hybrid_killed_after_its_switch_resumes_to_the_uninterrupted_weights(tiny_corpus, tmp_path):
+    """Switch at step 4, checkpoint at 6: the reference and old policy of the switch, the switch
+    flag (no second reset) and the GRPO-phase optimizer come back."""
+    from test_trainers_grpo import _killed_and_resumed
+    from trainer_helpers import assert_same_policy_files
+
+    folder, _ = tiny_corpus
+    whole, resumed = _killed_and_resumed(tmp_path, folder, method="hybrid", schedule="sft_then_grpo",
+                                         switch_step=4, beta=0.04, old_policy_sync_steps=3,
+                                         rollout_policy="current")
+    assert_same_policy_files(whole, resumed, atol=1e-6)

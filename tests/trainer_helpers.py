@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import torch
 import yaml
+from safetensors.torch import load_file
 
 
 def count_forwards(module: torch.nn.Module) -> list[int]:
@@ -42,3 +48,28 @@ def write_tiny_recipe(tmp_path: Path, corpus: Path, name: str, crop: float, **fi
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
+
+
+def kill_after_checkpoint(recipe: Path, output_dir: Path, step: int) -> None:
+    """Runs ``recipe`` in a child process and SIGKILLs it once ``checkpoint-<step>`` is in place."""
+    code = "import sys; from rlspoof.trainers.run import train_from_recipe; train_from_recipe(sys.argv[1])"
+    process = subprocess.Popen([sys.executable, "-c", code, str(recipe)], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (output_dir / f"checkpoint-{step}").is_dir() and process.poll() is None:
+        assert time.monotonic() < deadline, f"no checkpoint-{step} within 5 minutes"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (output_dir / "model.safetensors").exists()
+
+
+def assert_same_policy_files(a: Path, b: Path, atol: float = 1e-6) -> None:
+    """Two saved policies hold the same tensors, equal up to float rounding (a resumed process
+    re-creates the optimizer's state from its file)."""
+    first, second = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.allclose(first[key], second[key], atol=atol, rtol=0), \
+            f"{key}: max difference {(first[key] - second[key]).abs().max().item():.2e}"

@@ -287,15 +287,16 @@ class SpoofTrainer(Trainer):
         and it is renamed into place only once complete, so a run killed mid-save never leaves a
         half-written checkpoint for a resume to pick up. (transformers writes in place.)"""
         root = Path(super()._get_output_dir(trial))
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         self._staging_dir = str(root / PARTIAL_DIR)
         try:
             super()._save_checkpoint(model, trial)
+            self.save_resume_state(root / PARTIAL_DIR / name)
         finally:
             self._staging_dir = None
         self.accelerator.wait_for_everyone()  # every rank's shards are in the staging folder
         if not self.args.should_save:
             return
-        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         target = root / name
         if target.exists():
             shutil.rmtree(target)
@@ -307,6 +308,20 @@ class SpoofTrainer(Trainer):
                 str(root / PARTIAL_DIR), str(root))
         rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,
                            best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+
+    def save_resume_state(self, folder: Path) -> None:
+        """What a method keeps outside the model, optimizer, scheduler and RNG states that the
+        Trainer checkpoints, written into checkpoint ``folder`` by every process (see GRPO)."""
+
+    def load_resume_state(self, folder: Path) -> None:
+        """Restores ``save_resume_state``'s files on resume, after the model weights."""
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        """The Trainer's, then the method's own resume state: the one hook a resume always
+        passes through once, after the weights are loaded and before the first step."""
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is not None:
+            self.load_resume_state(Path(checkpoint))
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Training logs carry the means of the recorded metrics over every process's

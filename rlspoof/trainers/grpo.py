@@ -17,9 +17,13 @@ single token, so all G samples share one forward pass and GRPO costs about what 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, safe_open, save_file
 from transformers import TrainerCallback
 from trl.trainer.callbacks import SyncRefModelCallback
 from trl.trainer.utils import RepeatSampler, disable_dropout_in_model
@@ -34,6 +38,7 @@ from rlspoof.algos import (
     zero_std_fraction,
 )
 from rlspoof.configs import ConfigError
+from rlspoof.errors import RlspoofError
 from rlspoof.rewards import compute_rewards, resolve_rewards
 from rlspoof.trainers.base import SpoofTrainer
 
@@ -50,16 +55,18 @@ class Rollout:
                             # rollout_policy: current with an old policy)
     rewards: torch.Tensor  # (B, G) weighted total
     rewards_per_func: dict[str, torch.Tensor]
-    advantages: torch.Tensor  # (B, G)
+    advantages: torch.Tensor | None  # (B, G); None until set over several micro-batches
 
 
 def make_rollout(logits, labels, args, reward_funcs, reward_weights, generator, columns,
-                 gather_rows=None, old_logits=None) -> Rollout:
+                 gather_rows=None, old_logits=None, compute_advantages=True) -> Rollout:
     """Group sampling from ``logits`` -> rewards -> advantages for one batch (no gradient).
 
     ``gather_rows`` (see ``GRPOTrainer.gather_rows``) makes batch-level advantage statistics
     cover the micro-batches of every process; None: this batch alone (one process).
-    ``old_logits``: the old policy's, when it only enters the ratio and does not sample."""
+    ``old_logits``: the old policy's, when it only enters the ratio and does not sample.
+    ``compute_advantages=False`` leaves ``advantages`` to the caller (statistics over several
+    micro-batches)."""
     logits = logits.detach()
     probs = torch.softmax(logits.float() / args.temperature, dim=-1)
     if args.estimator == "exact":
@@ -71,7 +78,7 @@ def make_rollout(logits, labels, args, reward_funcs, reward_weights, generator, 
     rewards, per_func = compute_rewards(
         reward_funcs, reward_weights.to(logits.device), actions, labels, probs=probs, **columns
     )
-    advantages = rollout_advantages(rewards, sample_weights, args, gather_rows)
+    advantages = rollout_advantages(rewards, sample_weights, args, gather_rows) if compute_advantages else None
     sampling_logp = action_log_probs(logits, actions, args.temperature)
     return Rollout(
         utt_ids=list(columns.get("utt_id", [])),
@@ -95,8 +102,8 @@ def rollout_advantages(rewards, sample_weights, args, gather_rows=None) -> torch
     use the whole batch, which under DDP is every rank's micro-batch: the rewards (and, in exact
     mode, the action weights) of all ranks are gathered, the advantages computed on them as one
     process would on the same global batch, and this rank keeps its own rows. With gradient
-    accumulation the batch is one micro-batch of every rank, as it is one micro-batch on one
-    process.
+    accumulation, ``rewards`` holds every micro-batch of the step (``batch_scope: accumulation``,
+    TRL's generation batch) or this micro-batch alone (``micro_batch``).
     """
     own = slice(None)
     batch_level = "batch" in (args.advantage_center, args.scale_rewards)
@@ -109,6 +116,32 @@ def rollout_advantages(rewards, sample_weights, args, gather_rows=None) -> torch
         eps=args.advantage_eps, weights=sample_weights,
     )
     return advantages[own]
+
+
+def rollout_tensors(rollouts: dict[int, Rollout]) -> tuple[dict[str, torch.Tensor], dict[str, list[str]]]:
+    """Stored rollouts as flat ``rollouts.<position>.<field>`` tensors plus their utterance ids."""
+    tensors: dict[str, torch.Tensor] = {}
+    for position, rollout in rollouts.items():
+        for field in dataclasses.fields(rollout):
+            value = getattr(rollout, field.name)
+            if field.name == "rewards_per_func":
+                tensors.update({f"rollouts.{position}.rewards_per_func.{k}": v.detach().clone()
+                                for k, v in value.items()})
+            elif isinstance(value, torch.Tensor):
+                # clones: safetensors refuses shared storage (old_logp may be sampling_logp)
+                tensors[f"rollouts.{position}.{field.name}"] = value.detach().clone()
+    return tensors, {str(position): r.utt_ids for position, r in rollouts.items()}
+
+
+def rollouts_from_tensors(tensors: dict[str, torch.Tensor], utt_ids: dict[str, list[str]]) -> dict[int, Rollout]:
+    rollouts = {}
+    for position, ids in utt_ids.items():
+        prefix = f"rollouts.{position}."
+        own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        per_func = {k.split(".", 1)[1]: v for k, v in own.items() if k.startswith("rewards_per_func.")}
+        fields = {f.name: own.get(f.name) for f in dataclasses.fields(Rollout)}
+        rollouts[int(position)] = Rollout(**{**fields, "utt_ids": ids, "rewards_per_func": per_func})
+    return rollouts
 
 
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
@@ -192,6 +225,7 @@ class GRPOTrainer(SpoofTrainer):
             self.add_callback(SyncOldPolicy(self.old_model, args.old_policy_sync_steps))
         self._generator: torch.Generator | None = None
         self._rollouts: dict[int, Rollout] = {}  # micro-batch position -> rollout to reuse
+        self._step_batches: list[dict] = []  # the optimizer step's micro-batches, as prefetched
         self._micro_step = 0
 
     # ---------------------------------------------------------------- data
@@ -233,17 +267,100 @@ class GRPOTrainer(SpoofTrainer):
             self._generator.manual_seed(self.args.seed + self.args.process_index)
         return self._generator
 
+    # ---------------------------------------------------------------- exact resume
+
+    #: Written into every checkpoint: the frozen copies' weights (main process) and, per
+    #: process, the sampling generator and the rollouts a ``num_iterations`` step will reuse.
+    FROZEN_FILE = "grpo_frozen.safetensors"
+    PROCESS_FILE = "grpo_process_{}.safetensors"
+
+    def frozen_models(self) -> dict[str, torch.nn.Module]:
+        return {name: module for name, module in (("ref_model", self.ref_model),
+                                                  ("old_model", self.old_model)) if module is not None}
+
+    def resume_metadata(self) -> dict[str, str]:
+        """Scalar state beside the frozen weights (the hybrid adds its switch)."""
+        return {}
+
+    def restore_metadata(self, metadata: dict[str, str]) -> None:
+        pass
+
+    def save_resume_state(self, folder: Path) -> None:
+        """The reference may have been reset (hybrid switch, ``sync_ref_model``) and the old policy
+        synced since the run started: both are saved as they are, not rebuilt from the starting
+        checkpoint. With the generator's state a resumed run samples what the whole run would."""
+        if self.args.should_save:
+            tensors = {f"{name}.{key}": value.detach().clone().contiguous()
+                       for name, module in self.frozen_models().items()
+                       for key, value in module.state_dict().items()}
+            save_file(tensors, str(folder / self.FROZEN_FILE), metadata=self.resume_metadata())
+        tensors, utt_ids = rollout_tensors(self._rollouts)
+        if self._generator is not None:
+            tensors["generator"] = self._generator.get_state()
+        save_file(tensors, str(folder / self.PROCESS_FILE.format(self.args.process_index)),
+                  metadata={"utt_ids": json.dumps(utt_ids)})
+
+    def load_resume_state(self, folder: Path) -> None:
+        frozen_path = folder / self.FROZEN_FILE
+        process_path = folder / self.PROCESS_FILE.format(self.args.process_index)
+        for path in (frozen_path, process_path):
+            if not path.is_file():
+                raise RlspoofError(f"{folder}: no {path.name}, so this GRPO run cannot resume exactly "
+                                   "(checkpoints written before rlspoof saved the reference, old "
+                                   "policy and sampler state); start the run again")
+        tensors = load_file(str(frozen_path))
+        for name, module in self.frozen_models().items():
+            prefix = f"{name}."
+            module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        with safe_open(str(frozen_path), "pt") as f:
+            self.restore_metadata(f.metadata() or {})
+        tensors = load_file(str(process_path), device=str(self.args.device))
+        with safe_open(str(process_path), "pt") as f:
+            utt_ids = json.loads((f.metadata() or {}).get("utt_ids", "{}"))
+        if "generator" in tensors:
+            self.sampling_generator(self.args.device).set_state(tensors.pop("generator").cpu())
+        self._rollouts = rollouts_from_tensors(tensors, utt_ids)
+
     # ---------------------------------------------------------------- loss
 
-    def current_rollout(self, logits, inputs) -> Rollout:
-        """A fresh rollout on the first of ``num_iterations`` visits of a batch, else the stored one."""
+    @property
+    def samples_whole_step(self) -> bool:
+        """Batch-level advantage statistics over every micro-batch of an optimizer step (TRL's
+        generation batch) need every micro-batch's rewards before the first one's loss."""
+        a = self.args
+        return (a.batch_scope == "accumulation" and a.gradient_accumulation_steps > 1
+                and "batch" in (a.advantage_center, a.scale_rewards))
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """The Trainer prefetches an optimizer step's micro-batches; keep them for
+        ``step_rollouts``."""
+        batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+        self._step_batches = batches
+        return batches, num_items
+
+    def current_rollout(self, model, logits, inputs) -> Rollout:
+        """A fresh rollout on the first of ``num_iterations`` visits of a batch, else the stored
+        one; with ``samples_whole_step`` the step's first micro-batch samples them all."""
         position = self._micro_step % self.args.gradient_accumulation_steps
         iteration = self.state.global_step % self.args.num_iterations
-        if iteration > 0 and position in self._rollouts:
+        reuse = iteration > 0 or (position > 0 and self.samples_whole_step)
+        if reuse and position in self._rollouts:
             stored = self._rollouts[position]
             if stored.utt_ids and stored.utt_ids != list(inputs.get("utt_id", [])):
-                raise RuntimeError("num_iterations: the repeated batch differs from the stored one")
+                what = "num_iterations: the repeated batch" if iteration > 0 else "batch_scope: accumulation: the micro-batch"
+                raise RuntimeError(f"{what} differs from the stored one")
             return stored
+        if self.samples_whole_step:
+            self._rollouts = dict(enumerate(self.step_rollouts(model, logits, inputs)))
+            return self._rollouts[0]
+        # Groups are per utterance, so group statistics stay on the rank holding the utterance;
+        # only batch-level statistics (advantage_center / scale_rewards: batch) cross ranks.
+        rollout = self.sample_rollout(logits, inputs, gather_rows=self.gather_rows)
+        if self.args.num_iterations > 1:
+            self._rollouts[position] = rollout
+        return rollout
+
+    def sample_rollout(self, logits, inputs, gather_rows=None, compute_advantages=True) -> Rollout:
         columns = {k: v for k, v in inputs.items() if k not in ("input_values", "attention_mask", "labels")}
         rollout_logits, old_logits = logits, None
         if self.old_model is not None:
@@ -251,18 +368,34 @@ class GRPOTrainer(SpoofTrainer):
                 old_logits = self.policy_logits(self.old_model, inputs)
             if self.args.rollout_policy == "old":  # PPO / TRL: the old policy takes the decisions
                 rollout_logits, old_logits = old_logits, None
-        # Groups are per utterance, so group statistics stay on the rank holding the utterance;
-        # only batch-level statistics (advantage_center / scale_rewards: batch) cross ranks.
-        rollout = make_rollout(rollout_logits, inputs["labels"], self.args, self.reward_funcs,
-                               self.reward_weights, self.sampling_generator(logits.device), columns,
-                               gather_rows=self.gather_rows, old_logits=old_logits)
-        if self.args.num_iterations > 1:
-            self._rollouts[position] = rollout
-        return rollout
+        return make_rollout(rollout_logits, inputs["labels"], self.args, self.reward_funcs,
+                            self.reward_weights, self.sampling_generator(logits.device), columns,
+                            gather_rows=gather_rows, old_logits=old_logits,
+                            compute_advantages=compute_advantages)
+
+    def step_rollouts(self, model, logits, inputs) -> list[Rollout]:
+        """Every micro-batch of this optimizer step sampled now (the first from its own forward
+        pass, the others from one extra no-grad pass each, at the same weights), and their
+        advantages computed over all of them and, through ``gather_rows``, every process."""
+        first = self._step_batches[0]
+        if list(first.get("utt_id", [])) != list(inputs.get("utt_id", [])):
+            raise RuntimeError("batch_scope: accumulation: the first micro-batch is not the prefetched one")
+        rollouts = [self.sample_rollout(logits, inputs, compute_advantages=False)]
+        with torch.no_grad():
+            for batch in self._step_batches[1:]:
+                batch = self._prepare_inputs(batch)
+                rollouts.append(self.sample_rollout(self.policy_logits(model, batch), batch,
+                                                    compute_advantages=False))
+        rewards = torch.cat([r.rewards for r in rollouts])
+        weights = None if rollouts[0].sample_weights is None else torch.cat([r.sample_weights for r in rollouts])
+        advantages = rollout_advantages(rewards, weights, self.args, self.gather_rows)
+        for rollout, rows in zip(rollouts, advantages.split([r.rewards.shape[0] for r in rollouts]), strict=True):
+            rollout.advantages = rows
+        return rollouts
 
     def grpo_loss(self, model, inputs, logits) -> torch.Tensor:
         args = self.args
-        rollout = self.current_rollout(logits, inputs)
+        rollout = self.current_rollout(model, logits, inputs)
         logp = action_log_probs(logits, rollout.actions, args.temperature)
         fresh = args.num_iterations == 1 and self.old_model is None
         # TRL with num_iterations = 1: the old log-probs are the current ones, detached, so the

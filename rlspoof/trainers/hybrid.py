@@ -8,6 +8,8 @@ scheduled weight. A part whose weight is zero is not computed (no sampling, no r
 
 from __future__ import annotations
 
+import json
+
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import get_scheduler
@@ -100,6 +102,13 @@ class HybridTrainer(GRPOTrainer):
         a = self.args
         return sft_weight_at(self.state.global_step, a.schedule, self.state.max_steps or a.max_steps,
                              a.switch_step, a.sft_weight, a.sft_weight_end)
+
+    def resume_metadata(self) -> dict[str, str]:
+        return {"switched": json.dumps(self._switched)}
+
+    def restore_metadata(self, metadata: dict[str, str]) -> None:
+        """A run resumed after its switch keeps the reference and old policy of the switch."""
+        self._switched = json.loads(metadata.get("switched", "false"))
 
     def start_grpo_phase(self, model) -> None:
         """GRPO now starts from the current (SFT) weights: so do its reference and old policy."""
