@@ -28,6 +28,7 @@ from rlspoof.data.audio import load_audio
 from rlspoof.data.manifest import LABEL2ID, read_manifest
 from rlspoof.metrics.report import POOLED, grouped_metrics
 from rlspoof.models.encoders import EncoderConfig, tiny_encoder_config
+from rlspoof.models.frontends import LogSpecConv2d
 from rlspoof.models.policy import PolicyConfig, build_policy
 
 _STFT_POW = {"conv_dim": (512, 128, 128), "conv_kernel": (400, 1, 1), "conv_stride": (160, 1, 1),
@@ -63,6 +64,24 @@ VARIANTS: dict[str, dict] = {
     "cnn_pow": {},
     # pow512_h128_frozen's transformer (mean-pooled) and cnn_pow's CNN on its front end, one head
     "pow_hybrid": {**_STFT_POW, "_hybrid": True},
+    # a log spectrogram and 2D conv blocks (no batch norm), pooled over frequency, as the
+    # encoder's front end: (B, L) -> (B, 64, T/4) frames into the transformer
+    "logspec2d_h128": {"conv_dim": (257, 64), "conv_kernel": (512, 4), "conv_stride": (160, 4),
+                       "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
+                       "_init": "logspec2d"},
+    "logspec2d_h64": {"conv_dim": (257, 64), "conv_kernel": (512, 4), "conv_stride": (160, 4),
+                      "_init": "logspec2d"},
+    "logspec2d_fixed_h128": {"conv_dim": (257, 64), "conv_kernel": (512, 4), "conv_stride": (160, 4),
+                             "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
+                             "_init": "logspec2d_fixed"},
+    "logspec2d_utt_h128": {"conv_dim": (257, 64), "conv_kernel": (512, 4), "conv_stride": (160, 4),
+                           "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
+                           "_init": "logspec2d_utt"},
+    "logspec2d_fixed_h64": {"conv_dim": (257, 64), "conv_kernel": (512, 4), "conv_stride": (160, 4),
+                            "_init": "logspec2d_fixed"},
+    # the same front ends, mean-pooled over time straight into the head (no transformer)
+    "cnn_logspec2d": {},
+    "cnn_logspec2d_fixed": {},
 }
 
 
@@ -89,6 +108,8 @@ def run(args, variant: str, seed: int, data):
     rng = np.random.default_rng(seed)
     if variant.startswith("cnn_"):
         policy = SpecCNN(log=variant == "cnn_log")
+        if variant.startswith("cnn_logspec2d"):
+            policy = FrontEndProbe(logspec_front(variant))
         if variant == "cnn_pow":
             from transformers import Wav2Vec2Model
             spec = {k: v for k, v in _STFT_POW.items() if not k.startswith("_")}
@@ -115,6 +136,8 @@ def run(args, variant: str, seed: int, data):
             stft_init(model)
         if init == "logspec":  # diagnostic: an exact log spectrogram in place of the CNN
             model.feature_extractor = LogSpec()
+        if init and init.startswith("logspec2d"):
+            model.feature_extractor = logspec_front(init)
         policy.encoder = prepare_encoder(model, enc)
         policy = build_policy_like(policy, args)
         if freeze:
@@ -213,6 +236,48 @@ class LogSpec(torch.nn.Module):
         return (spec - spec.mean(2, keepdim=True)) / (spec.std(2, keepdim=True) + 1e-5)
 
 
+class FrameNormLogSpec(LogSpecConv2d):
+    """The measured alternative to rlspoof's constant log-power normalisation: each frame's
+    mean over frequency removed (gain invariant, but it loses the frame-energy cue)."""
+
+    def compress(self, power):
+        spec = torch.log(power + 1e-8)
+        return (spec - spec.mean(1, keepdim=True)) / 5.0
+
+
+class UttNormLogSpec(LogSpecConv2d):
+    """Gain removed per utterance: log power standardised over the frames that carry signal
+    (padding and digital silence, whose power is ~0, are left out of the statistics)."""
+
+    def compress(self, power):
+        spec = torch.log(power + 1e-8)
+        valid = (power.sum(1, keepdim=True) > 1e-6).expand_as(spec).float()
+        n = valid.sum((1, 2), keepdim=True).clamp(min=1)
+        mean = (spec * valid).sum((1, 2), keepdim=True) / n
+        std = (((spec - mean) ** 2 * valid).sum((1, 2), keepdim=True) / n).sqrt()
+        return (spec - mean) / (std + 1e-5)
+
+
+def logspec_front(init: str):
+    if init.endswith("utt"):
+        return UttNormLogSpec()
+    return LogSpecConv2d() if init.endswith("fixed") else FrameNormLogSpec()
+
+
+class FrontEndProbe(torch.nn.Module):
+    """Diagnostic: a front end's frames mean-pooled over time into a linear head."""
+
+    def __init__(self, front):
+        super().__init__()
+        self.front = front
+        self.head = torch.nn.Linear(64, 2)
+
+    def forward(self, x, attention_mask=None):
+        return self.head(self.front(x).mean(2))
+
+    score = None  # set below (SpecCNN.score)
+
+
 class Conv2dPooling(torch.nn.Module):
     """Candidate back end (SSL-AASIST-like, simplified): frame features (B, T, D) -> a (T x 64)
     map -> 2D conv blocks with max-pooling -> global mean and max (no batch norm: GRPO scores
@@ -266,6 +331,9 @@ class SpecCNN(torch.nn.Module):
                 out.append(float(logits[0, 0] - logits[0, 1]))
         self.train()
         return np.array(out)
+
+
+FrontEndProbe.score = SpecCNN.score
 
 
 class HybridPolicy(torch.nn.Module):

@@ -141,6 +141,9 @@ def gather_check(out: Path) -> None:
         "world_size": accelerator.num_processes, "rewards": rewards.tolist(),
         "rows": rows.tolist(), "own": [own.start, own.stop],
         "advantages": advantages.tolist()}))
+    from rlspoof.cli import close_process_group
+
+    close_process_group()  # or the process may abort at exit (see close_process_group)
 
 
 def main(argv: list[str]) -> None:

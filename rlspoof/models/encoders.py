@@ -50,6 +50,7 @@ from transformers import (
 from transformers.utils import cached_file
 
 from rlspoof.errors import RlspoofError
+from rlspoof.models.frontends import FRONT_END_KEY, front_end_geometry, install_front_end
 
 __all__ = [
     "EncoderConfig",
@@ -157,9 +158,18 @@ def tiny_encoder_config(family: str = "wav2vec2", **overrides: Any) -> Pretraine
     return config_cls(**kwargs)
 
 
+_LOGSPEC_FRONT_END = {"type": "logspec2d", "channels": 16}
+#: The demo's detector (issue 12): the tiny transformer, widened to 128, over a 2D-conv log
+#: spectrogram front end (``rlspoof.models.frontends``; 0.35 M parameters, 25 frames/s).
+_TINY_LOGSPEC: dict[str, Any] = {
+    "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
+    FRONT_END_KEY: _LOGSPEC_FRONT_END, **front_end_geometry(_LOGSPEC_FRONT_END),
+}
+
 #: Preset name -> function(family, overrides) -> transformers config (random init, no download).
 PRESETS: dict[str, Callable[..., PretrainedConfig]] = {
     "tiny": lambda family, **o: tiny_encoder_config(family, **o),
+    "tiny-logspec": lambda family, **o: tiny_encoder_config(family, **{**_TINY_LOGSPEC, **o}),
     # Each family's default config is its base size (wav2vec2-base: 95M parameters).
     "base": lambda family, **o: _family_entry(family)[0](**o),
     "large": lambda family, **o: _family_entry(family)[0](**{**_LARGE, **o}),
@@ -511,7 +521,7 @@ def _load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
             loader = model_cls
 
             def build() -> nn.Module:
-                return model_cls(config)
+                return install_front_end(model_cls(config))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RlspoofError(f"{where}: invalid encoder config: {exc}") from exc
     try:
@@ -519,6 +529,10 @@ def _load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
     except OSError as exc:
         raise not_found(exc) from exc
     check_declared_size(build, config.to_dict(), files, where)
+    if getattr(config, FRONT_END_KEY, None) is not None and not cfg.trust_remote_code:
+        model = _load_with_front_end(build, files, name)
+        check_finite(model.state_dict().items(), ", ".join(str(f) for f in files))
+        return model
     kwargs = {"trust_remote_code": True} if cfg.trust_remote_code else {}
     try:
         model, info = loader.from_pretrained(
@@ -539,6 +553,30 @@ def _load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
     _check_loading_info(model, info, name)
     check_finite(model.state_dict().items(), ", ".join(str(f) for f in files))
     return model
+
+
+def _load_with_front_end(build: Callable[[], nn.Module], files: list[Path], name: str) -> nn.Module:
+    """An encoder with an rlspoof front end: ``from_pretrained`` would build the family's CNN
+    and drop the front end's weights as unexpected, so the model is built here (front end
+    installed) and its safetensors state loaded with the same missing-weight checks."""
+    from safetensors.torch import load_file
+
+    state: dict[str, torch.Tensor] = {}
+    for path in files:
+        if path.suffix != ".safetensors":
+            raise RlspoofError(f"{path}: an encoder with {FRONT_END_KEY} loads from safetensors only")
+        try:
+            state.update(load_file(str(path)))
+        except (SafetensorError, OSError) as exc:
+            raise RlspoofError(f"{path}: unreadable safetensors file: {exc}") from exc
+    model = build()
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes that do not match the config
+        raise RlspoofError(f"{name}: the encoder's weights could not be loaded: "
+                           f"{str(exc).splitlines()[-1].strip()}") from None
+    _check_loading_info(model, {"missing_keys": result.missing_keys}, name)
+    return model.eval()
 
 
 def _check_is_audio_encoder(model: nn.Module, where: str) -> None:
@@ -562,7 +600,9 @@ def encoder_from_config(
         raise RlspoofError(f"{where}: encoder config must be a mapping, got {config_dict!r}")
     config_dict = {k: v for k, v in config_dict.items() if k not in ("model_type", "auto_map")}
     try:
-        model = model_cls(config_cls.from_dict(config_dict))
+        model = install_front_end(model_cls(config_cls.from_dict(config_dict)))
+    except RlspoofError:
+        raise
     except Exception as exc:  # the stored values are the input here
         raise RlspoofError(f"{where}: invalid encoder config ({type(exc).__name__}): {exc}") from exc
     return prepare_encoder(model, cfg)
@@ -671,7 +711,7 @@ def load_encoder(cfg: EncoderConfig) -> tuple[PreTrainedModel, int, int]:
     if cfg.preset is not None:
         config = preset_config(cfg.preset, cfg.family)
         _, model_cls = _family_entry(cfg.family or "wav2vec2")
-        model = model_cls(config)
+        model = install_front_end(model_cls(config))
     else:
         if cfg.family is not None:
             logger.info("encoder family %r ignored: the checkpoint's config decides", cfg.family)

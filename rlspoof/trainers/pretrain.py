@@ -47,7 +47,8 @@ from rlspoof.data.dataset import AudioCollator, SpoofDataset
 from rlspoof.data.manifest import BONAFIDE, LABELS, Manifest, normalize_label, read_manifest
 from rlspoof.errors import DataError, RlspoofError
 from rlspoof.metrics import compute_eer
-from rlspoof.models.encoders import EncoderConfig, load_encoder
+from rlspoof.models.encoders import EncoderConfig, load_encoder, preset_config
+from rlspoof.models.frontends import install_front_end
 from rlspoof.provenance import run_facts
 from rlspoof.trainers.base import FreshCropsEachEpoch, resume_point, train_resuming
 
@@ -59,15 +60,11 @@ _PRETRAIN_KEYS = (
 )
 
 
-def _wav2vec2_config(overrides: dict):
-    from rlspoof.models.encoders import tiny_encoder_config
-
-    return tiny_encoder_config(family="wav2vec2", **overrides)
-
-
-#: Encoder families that can be pre-trained: name -> function(overrides) -> transformers config.
-#: Only wav2vec 2.0 has a pre-training head in transformers with a contrastive objective.
-PRETRAIN_FAMILIES = {"wav2vec2": _wav2vec2_config}
+#: Encoder families that can be pre-trained. Only wav2vec 2.0 has a pre-training head in
+#: transformers with a contrastive objective.
+PRETRAIN_FAMILIES = ("wav2vec2",)
+#: Presets small enough to pre-train on a CPU (``rlspoof.models.encoders.PRESETS``).
+PRETRAIN_PRESETS = ("tiny", "tiny-logspec")
 
 
 # --- configs ----------------------------------------------------------------------------------
@@ -117,9 +114,13 @@ class PretrainConfig(TrainingArguments):
     encoder_family: str = field(
         default="wav2vec2", metadata={"help": f"Encoder family to pre-train: {', '.join(PRETRAIN_FAMILIES)}."}
     )
+    encoder_preset: str = field(
+        default="tiny",
+        metadata={"help": f"Encoder architecture to pre-train: {', '.join(PRETRAIN_PRESETS)} (tiny-logspec: "
+                          "a log-spectrogram 2D-conv front end in place of the waveform CNN)."})
     encoder_overrides: str | None = field(
         default=None,
-        metadata={"help": "YAML/JSON mapping of encoder config overrides on top of the tiny preset, "
+        metadata={"help": "YAML/JSON mapping of encoder config overrides on top of the preset, "
                           "e.g. '{hidden_size: 128, num_hidden_layers: 4}'."},
     )
     mask_time_prob: float = field(
@@ -176,6 +177,9 @@ class PretrainConfig(TrainingArguments):
                 f"encoder_family {self.encoder_family!r} cannot be pre-trained; "
                 f"choose one of: {', '.join(PRETRAIN_FAMILIES)}"
             )
+        if self.encoder_preset not in PRETRAIN_PRESETS:
+            raise ConfigError(f"encoder_preset {self.encoder_preset!r} cannot be pre-trained here; "
+                              f"choose one of: {', '.join(PRETRAIN_PRESETS)}")
         overrides = self.encoder_overrides_dict()
         clash = sorted(set(overrides) & set(_PRETRAIN_KEYS))
         if clash:
@@ -233,8 +237,8 @@ class PretrainConfig(TrainingArguments):
 
 
 def pretraining_config(cfg: PretrainConfig):
-    """The tiny preset of ``cfg.encoder_family`` with the overrides and pre-training head settings."""
-    config = PRETRAIN_FAMILIES[cfg.encoder_family](cfg.encoder_overrides_dict())
+    """``cfg.encoder_preset`` of ``cfg.encoder_family`` with the overrides and pre-training head settings."""
+    config = preset_config(cfg.encoder_preset, cfg.encoder_family, **cfg.encoder_overrides_dict())
     for key in _PRETRAIN_KEYS:
         setattr(config, key, getattr(cfg, key))
     config.apply_spec_augment = True
@@ -244,7 +248,9 @@ def pretraining_config(cfg: PretrainConfig):
 def build_pretraining_model(cfg: PretrainConfig) -> Wav2Vec2ForPreTraining:
     """A randomly initialised ``Wav2Vec2ForPreTraining``; the same ``cfg.seed`` gives the same init."""
     set_seed(cfg.seed)
-    return Wav2Vec2ForPreTraining(pretraining_config(cfg))
+    model = Wav2Vec2ForPreTraining(pretraining_config(cfg))
+    install_front_end(model.wav2vec2)
+    return model
 
 
 def scale_feature_grad(model: Wav2Vec2ForPreTraining, mult: float) -> None:

@@ -1,0 +1,118 @@
+"""Encoder front ends in place of wav2vec 2.0's waveform CNN, named in the encoder's config.
+
+Why this exists (issue 12, ``benchmarks/frontend_sweep.py``): trained from scratch on the
+built-in corpus, the learned waveform CNN of the tiny preset stays near 38 % EER, and a tiny
+transformer fed an exact log spectrogram frame by frame overfits (30 %). A log spectrogram
+read by a few 2D convolutions (weights shared across frequency, the inductive bias of the
+anti-spoofing CNNs), pooled over frequency into frames for the same transformer, reached
+8 % on ``eval`` from random init. transformers has no such front end for its SSL encoders,
+so it is written here and installed as the encoder's ``feature_extractor``: everything after
+it (feature projection, SpecAugment masking, positional convolution, transformer, wav2vec 2.0
+pre-training and its quantiser) is the family's own code.
+
+The front end is part of the config (``rlspoof_front_end``, saved in ``config.json``), so a
+saved encoder or policy rebuilds it; rlspoof's loaders install it before the weights load.
+transformers alone does not know it: ``Wav2Vec2Model.from_pretrained`` of such a folder would
+report its front-end weights as unexpected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlspoof.errors import RlspoofError
+
+#: Config attribute naming the front end: ``{"type": "logspec2d", "channels": 16}``.
+FRONT_END_KEY = "rlspoof_front_end"
+
+
+class LogSpecConv2d(nn.Module):
+    """(B, L) waveform -> (B, 4c, floor(T/4)) frames.
+
+    Log power spectrogram (512-point FFT of 400-sample Hann frames, 160 hop, not centred, so T
+    frames are ``floor((L - 512) / 160) + 1``), shifted and scaled by constants (the built-in
+    corpus' log power is about -7.5 +- 4.5; a per-utterance or per-frame normalisation lost the
+    frame-energy cue of Griffin-Lim speech: 24 % EER on ``eval`` against 8 %), then three 3x3
+    conv blocks (GELU; two 2x2 max-pools), then the mean and the max over frequency. No batch
+    norm: GRPO scores the same input in train mode and in eval mode (its reference) and the two
+    must agree. The geometry is that of a two-layer conv stack with kernels (512, 4) and strides
+    (160, 4), which the encoder's config must declare (``front_end_geometry``) so that its
+    frame counts and attention masks match.
+    """
+
+    N_FFT, WINDOW, HOP, TIME_POOL = 512, 400, 160, 4
+
+    def __init__(self, channels: int = 16, log_offset: float = 7.5, log_scale: float = 4.5):
+        super().__init__()
+        self.log_offset, self.log_scale = log_offset, log_scale
+        c = channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, c, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
+            nn.Conv2d(c, 2 * c, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
+            nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.GELU(),
+        )
+        self._requires_grad = True  # what transformers' feature encoders carry (see apply_freeze)
+
+    def _freeze_parameters(self) -> None:
+        """transformers' ``freeze_feature_encoder`` calls this."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self._requires_grad = False
+
+    def compress(self, power: torch.Tensor) -> torch.Tensor:
+        return (torch.log(power + 1e-8) + self.log_offset) / self.log_scale
+
+    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+        # Computed here rather than kept as a buffer: a buffer would be created on the meta
+        # device when transformers builds the model empty and never receive a value.
+        window = torch.hann_window(self.WINDOW, device=input_values.device, dtype=torch.float32)
+        power = torch.stft(input_values.float(), self.N_FFT, self.HOP, self.WINDOW, window,
+                           center=False, return_complex=True).abs().pow(2)
+        spec = self.compress(power)  # (B, F, T)
+        maps = self.conv(spec.to(self.conv[0].weight.dtype).unsqueeze(1))  # (B, 2c, F/4, T/4)
+        return torch.cat([maps.mean(2), maps.amax(2)], dim=1)
+
+
+#: ``rlspoof_front_end`` type -> module class (the mapping's other keys are its arguments).
+FRONT_ENDS: dict[str, type[nn.Module]] = {"logspec2d": LogSpecConv2d}
+
+
+def front_end_geometry(spec: dict[str, Any]) -> dict[str, Any]:
+    """The conv fields an encoder config needs for front end ``spec`` (frame counts, masks,
+    the feature projection's input size)."""
+    channels = int(spec.get("channels", 16))
+    return {"conv_dim": (LogSpecConv2d.N_FFT // 2 + 1, 4 * channels),
+            "conv_kernel": (LogSpecConv2d.N_FFT, LogSpecConv2d.TIME_POOL),
+            "conv_stride": (LogSpecConv2d.HOP, LogSpecConv2d.TIME_POOL)}
+
+
+def build_front_end(config: Any) -> nn.Module | None:
+    """The front end ``config`` names (None: the family's own CNN). A config whose conv fields
+    disagree with the front end is an error naming both."""
+    spec = getattr(config, FRONT_END_KEY, None)
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or spec.get("type") not in FRONT_ENDS:
+        raise RlspoofError(f"{FRONT_END_KEY} must be a mapping with type one of "
+                           f"{', '.join(FRONT_ENDS)}; got {spec!r}")
+    kwargs = {k: v for k, v in spec.items() if k != "type"}
+    try:
+        module = FRONT_ENDS[spec["type"]](**kwargs)
+    except TypeError as exc:
+        raise RlspoofError(f"{FRONT_END_KEY} {spec!r}: {exc}") from None
+    for name, want in front_end_geometry(spec).items():
+        if tuple(getattr(config, name, ())) != tuple(want):
+            raise RlspoofError(f"{FRONT_END_KEY} {spec['type']} needs {name}={list(want)}, the config "
+                               f"has {list(getattr(config, name, ()))}")
+    return module
+
+
+def install_front_end(model: nn.Module) -> nn.Module:
+    """Replace ``model.feature_extractor`` by the front end its config names, if any."""
+    front_end = build_front_end(model.config)
+    if front_end is not None:
+        model.feature_extractor = front_end
+    return model

@@ -1,0 +1,123 @@
+"""The log-spectrogram 2D-conv front end: frame geometry the transformer's masks rely on, save and
+load through every rlspoof loader, wav2vec 2.0 pre-training on top of it, freezing, bad configs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from rlspoof.errors import RlspoofError
+from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
+from rlspoof.models.encoders import load_encoder, preset_config
+from rlspoof.models.frontends import FRONT_END_KEY, LogSpecConv2d, build_front_end
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _encoder(**overrides):
+    return load_encoder(EncoderConfig(**{"preset": "tiny-logspec", "freeze": "none", **overrides}))[0]
+
+
+@pytest.mark.parametrize("samples", [992, 1000, 1151, 1152, 16000, 32123])
+def test_frames_match_the_length_arithmetic_of_the_config(samples):
+    """Attention masks and SpecAugment spans come from ``_get_feat_extract_output_lengths``
+    (the config's conv geometry): the front end must produce exactly that many frames."""
+    torch.manual_seed(0)
+    encoder = _encoder()
+    frames = encoder.feature_extractor(torch.randn(2, samples))
+    expected = int(encoder._get_feat_extract_output_lengths(torch.tensor(samples)))
+    assert frames.shape == (2, encoder.config.conv_dim[-1], expected)
+    assert isinstance(encoder.feature_extractor, LogSpecConv2d)
+
+
+def test_frames_are_gain_aware_and_local_in_time():
+    """A frame depends on its neighbourhood only (no per-utterance statistics): changing the
+    last second leaves the first second's frames as they were, except those whose 3x3
+    convolutions and pooling reach across."""
+    torch.manual_seed(0)
+    front = LogSpecConv2d()
+    wave = torch.randn(1, 32000) * 0.1
+    changed = wave.clone()
+    changed[0, 16000:] *= 3.0
+    a, b = front(wave), front(changed)
+    first = int((16000 - 512) / 160 + 1) // 4 - 2  # frames wholly before the change
+    torch.testing.assert_close(a[..., :first], b[..., :first])
+    assert not torch.allclose(a[..., -5:], b[..., -5:])  # and louder speech reads differently
+
+
+def test_a_policy_round_trips_through_save_and_load_with_its_front_end(tmp_path):
+    torch.manual_seed(0)
+    policy = build_policy(PolicyConfig(EncoderConfig(preset="tiny-logspec", freeze="none"), crop_seconds=1.0))
+    waves = [np.random.default_rng(i).normal(0, 0.1, n).astype(np.float32) for i, n in enumerate((8000, 16000, 700))]
+    folder = policy.save_pretrained(tmp_path / "policy")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["encoder"]["config"][FRONT_END_KEY] == {"type": "logspec2d", "channels": 16}
+    loaded = SpoofPolicy.from_pretrained(folder)
+    assert isinstance(loaded.encoder.feature_extractor, LogSpecConv2d)
+    np.testing.assert_allclose(loaded.score(waves), policy.score(waves), atol=1e-6)
+
+
+def test_an_encoder_folder_loads_with_its_front_end_and_refuses_missing_weights(tmp_path):
+    torch.manual_seed(0)
+    encoder = _encoder()
+    encoder.save_pretrained(tmp_path / "enc")
+    loaded = load_encoder(EncoderConfig(name_or_path=str(tmp_path / "enc"), freeze="none"))[0]
+    x = torch.randn(1, 16000)
+    torch.testing.assert_close(loaded.eval()(x).last_hidden_state, encoder.eval()(x).last_hidden_state)
+
+    weights = load_file(str(tmp_path / "enc" / "model.safetensors"))
+    front = [k for k in weights if k.startswith("feature_extractor.")]
+    assert front and all(k.startswith("feature_extractor.conv.") for k in front)
+    save_file({k: v for k, v in weights.items() if k not in front}, str(tmp_path / "enc" / "model.safetensors"))
+    with pytest.raises(RlspoofError, match=r"weights missing from the checkpoint: feature_extractor\.conv\.0"):
+        load_encoder(EncoderConfig(name_or_path=str(tmp_path / "enc")))
+
+
+def test_a_config_whose_geometry_disagrees_with_its_front_end_is_refused():
+    config = preset_config("tiny-logspec", "wav2vec2")
+    config.conv_stride = (160, 2)
+    with pytest.raises(RlspoofError, match=r"logspec2d needs conv_stride=\[160, 4\], the config has \[160, 2\]"):
+        build_front_end(config)
+    config = preset_config("tiny-logspec", "wav2vec2")
+    setattr(config, FRONT_END_KEY, {"type": "mel"})
+    with pytest.raises(RlspoofError, match="type one of logspec2d"):
+        build_front_end(config)
+
+
+def test_freezing_the_feature_extractor_freezes_the_front_end():
+    encoder = _encoder(freeze="feature_extractor")
+    assert not any(p.requires_grad for p in encoder.feature_extractor.parameters())
+    assert encoder.feature_extractor._requires_grad is False
+    encoder = _encoder()
+    out = encoder(torch.randn(2, 8000)).last_hidden_state.sum()
+    out.backward()
+    assert encoder.feature_extractor.conv[0].weight.grad.abs().sum() > 0
+
+
+def test_wav2vec2_pretraining_runs_on_the_front_end_and_saves_a_loadable_encoder(tmp_path):
+    from transformers.models.wav2vec2.modeling_wav2vec2 import (
+        _compute_mask_indices,
+        _sample_negative_indices,
+    )
+
+    from rlspoof.trainers.pretrain import PretrainConfig, build_pretraining_model, save_encoder
+
+    cfg = PretrainConfig(output_dir=str(tmp_path / "pt"), encoder_preset="tiny-logspec", use_cpu=True,
+                         report_to="none")
+    model = build_pretraining_model(cfg)
+    assert isinstance(model.wav2vec2.feature_extractor, LogSpecConv2d)
+    frames = int(model._get_feat_extract_output_lengths(torch.tensor(32000)))
+    mask = _compute_mask_indices((2, frames), cfg.mask_time_prob, cfg.mask_time_length, min_masks=2)
+    negatives = _sample_negative_indices((2, frames), cfg.num_negatives, mask)
+    out = model(torch.randn(2, 32000), mask_time_indices=torch.tensor(mask),
+                sampled_negative_indices=torch.tensor(negatives))
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.wav2vec2.feature_extractor.conv[0].weight.grad.abs().sum() > 0
+    folder = save_encoder(model, tmp_path / "encoder")
+    loaded = load_encoder(EncoderConfig(name_or_path=str(folder)))[0]
+    torch.testing.assert_close(loaded.feature_extractor.conv[0].weight, model.wav2vec2.feature_extractor.conv[0].weight)
