@@ -47,12 +47,17 @@ def _logged(folder, key) -> list[float]:
     return [entry[key] for entry in history if key in entry]
 
 
-def test_sft_lowers_dev_eer_below_chance(small_corpus, tmp_path):
+def test_post_training_the_demo_detector_lowers_dev_eer_well_below_chance(small_corpus, tmp_path):
+    """The demo's post-training (family- and label-balanced batches) of its detector, the
+    tiny-logspec preset, from random init: 300 steps of 16 x 1.5 s crops."""
     corpus, _ = small_corpus
-    folder = _train(tmp_path, corpus, "sft")
+    folder = _train(tmp_path, corpus, "posttrain", method="posttrain", encoder_preset="tiny-logspec",
+                    mix_by="attack", balance_labels=True)
     eer = _dev_eer(folder, corpus)
-    # 400 dev trials from unseen speakers: chance EER 0.5 has a standard error of ~0.025
-    assert eer < CHANCE_EER - 0.05, f"dev EER {eer:.3f} after 300 SFT steps"
+    # Measured 2026-12-02 over seeds 5, 6, 7: dev EER 0.21, 0.195, 0.14 (400 trials from unseen
+    # speakers, standard error ~0.02). 0.30 leaves room for the seed and the machine's float
+    # rounding and is still far from chance (0.5; the old waveform-CNN preset reached ~0.40).
+    assert eer < CHANCE_EER - 0.20, f"dev EER {eer:.3f} after 300 post-training steps"
 
 
 def test_grpo_improves_a_weak_checkpoint(small_corpus, tmp_path):
