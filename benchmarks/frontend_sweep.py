@@ -28,13 +28,17 @@ from rlspoof.data.audio import load_audio
 from rlspoof.data.manifest import LABEL2ID, read_manifest
 from rlspoof.metrics.report import POOLED, grouped_metrics
 from rlspoof.models.encoders import EncoderConfig, tiny_encoder_config
-from rlspoof.models.frontends import LogSpecConv2d
+from rlspoof.models.frontends import LogSpecConv2d, front_end_geometry
 from rlspoof.models.policy import PolicyConfig, build_policy
 
 _STFT_POW = {"conv_dim": (512, 128, 128), "conv_kernel": (400, 1, 1), "conv_stride": (160, 1, 1),
              "feat_extract_norm": "group", "feat_extract_activation": "sqrtsoftplus",
              "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
              "_init": "stft", "_freeze": True}
+#: The log-spectrogram 2D-conv front end's conv geometry (rlspoof.models.frontends) and the
+#: transformer width of the tiny-logspec preset.
+_LOGSPEC = front_end_geometry({"channels": 16})
+_H128 = {"hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4}
 #: Encoder config overrides on the tiny wav2vec2 preset; ``_init``/``_freeze``/``_pooling`` are
 #: this script's own switches. ``cnn_*`` are not rlspoof detectors: reference points (a small
 #: 2D CNN on a log or linear spectrogram, or on the frozen power-law front end's output) for
@@ -66,19 +70,11 @@ VARIANTS: dict[str, dict] = {
     "pow_hybrid": {**_STFT_POW, "_hybrid": True},
     # a log spectrogram and 2D conv blocks (no batch norm), pooled over frequency, as the
     # encoder's front end: (B, L) -> (B, 64, T/4) frames into the transformer
-    "logspec2d_h128": {"conv_dim": (257, 64), "conv_kernel": (512, 4), "conv_stride": (160, 4),
-                       "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
-                       "_init": "logspec2d"},
-    "logspec2d_h64": {"conv_dim": (257, 64), "conv_kernel": (512, 4), "conv_stride": (160, 4),
-                      "_init": "logspec2d"},
-    "logspec2d_fixed_h128": {"conv_dim": (257, 64), "conv_kernel": (512, 4), "conv_stride": (160, 4),
-                             "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
-                             "_init": "logspec2d_fixed"},
-    "logspec2d_utt_h128": {"conv_dim": (257, 64), "conv_kernel": (512, 4), "conv_stride": (160, 4),
-                           "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
-                           "_init": "logspec2d_utt"},
-    "logspec2d_fixed_h64": {"conv_dim": (257, 64), "conv_kernel": (512, 4), "conv_stride": (160, 4),
-                            "_init": "logspec2d_fixed"},
+    "logspec2d_h128": {**_LOGSPEC, **_H128, "_init": "logspec2d"},
+    "logspec2d_h64": {**_LOGSPEC, "_init": "logspec2d"},
+    "logspec2d_fixed_h128": {**_LOGSPEC, **_H128, "_init": "logspec2d_fixed"},  # = preset tiny-logspec
+    "logspec2d_utt_h128": {**_LOGSPEC, **_H128, "_init": "logspec2d_utt"},
+    "logspec2d_fixed_h64": {**_LOGSPEC, "_init": "logspec2d_fixed"},
     # the same front ends, mean-pooled over time straight into the head (no transformer)
     "cnn_logspec2d": {},
     "cnn_logspec2d_fixed": {},

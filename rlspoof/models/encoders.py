@@ -531,26 +531,25 @@ def _load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
     check_declared_size(build, config.to_dict(), files, where)
     if getattr(config, FRONT_END_KEY, None) is not None and not cfg.trust_remote_code:
         model = _load_with_front_end(build, files, name)
-        check_finite(model.state_dict().items(), ", ".join(str(f) for f in files))
-        return model
-    kwargs = {"trust_remote_code": True} if cfg.trust_remote_code else {}
-    try:
-        model, info = loader.from_pretrained(
-            source,
-            config=config,
-            # allow_pickle: prefer safetensors, fall back to .bin; otherwise safetensors only.
-            use_safetensors=None if cfg.allow_pickle else True,
-            dtype=torch.float32,
-            output_loading_info=True,
-            **kwargs,
-        )
-    except OSError as exc:
-        raise not_found(exc) from exc
-    except Exception as exc:  # corrupt files (SafetensorError), shape mismatches, ...
-        raise RlspoofError(
-            f"{name}: the encoder's weights could not be loaded ({type(exc).__name__}): {exc}"
-        ) from exc
-    _check_loading_info(model, info, name)
+    else:
+        kwargs = {"trust_remote_code": True} if cfg.trust_remote_code else {}
+        try:
+            model, info = loader.from_pretrained(
+                source,
+                config=config,
+                # allow_pickle: prefer safetensors, fall back to .bin; otherwise safetensors only.
+                use_safetensors=None if cfg.allow_pickle else True,
+                dtype=torch.float32,
+                output_loading_info=True,
+                **kwargs,
+            )
+        except OSError as exc:
+            raise not_found(exc) from exc
+        except Exception as exc:  # corrupt files (SafetensorError), shape mismatches, ...
+            raise RlspoofError(
+                f"{name}: the encoder's weights could not be loaded ({type(exc).__name__}): {exc}"
+            ) from exc
+        _check_loading_info(model, info, name)
     check_finite(model.state_dict().items(), ", ".join(str(f) for f in files))
     return model
 

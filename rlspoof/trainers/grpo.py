@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from transformers import TrainerCallback
 from trl.trainer.callbacks import SyncRefModelCallback
 from trl.trainer.utils import RepeatSampler, disable_dropout_in_model
@@ -142,6 +143,12 @@ def rollouts_from_tensors(tensors: dict[str, torch.Tensor], utt_ids: dict[str, l
         fields = {f.name: own.get(f.name) for f in dataclasses.fields(Rollout)}
         rollouts[int(position)] = Rollout(**{**fields, "utt_ids": ids, "rewards_per_func": per_func})
     return rollouts
+
+
+def read_safetensors(path: Path, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A safetensors file's tensors and its metadata, from one open."""
+    with safe_open(str(path), "pt", device=device) as f:
+        return {key: f.get_tensor(key) for key in f.keys()}, f.metadata() or {}
 
 
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
@@ -308,15 +315,13 @@ class GRPOTrainer(SpoofTrainer):
                 raise RlspoofError(f"{folder}: no {path.name}, so this GRPO run cannot resume exactly "
                                    "(checkpoints written before rlspoof saved the reference, old "
                                    "policy and sampler state); start the run again")
-        tensors = load_file(str(frozen_path))
+        tensors, metadata = read_safetensors(frozen_path)
         for name, module in self.frozen_models().items():
             prefix = f"{name}."
             module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        with safe_open(str(frozen_path), "pt") as f:
-            self.restore_metadata(f.metadata() or {})
-        tensors = load_file(str(process_path), device=str(self.args.device))
-        with safe_open(str(process_path), "pt") as f:
-            utt_ids = json.loads((f.metadata() or {}).get("utt_ids", "{}"))
+        self.restore_metadata(metadata)
+        tensors, metadata = read_safetensors(process_path, device=str(self.args.device))
+        utt_ids = json.loads(metadata.get("utt_ids", "{}"))
         if "generator" in tensors:
             self.sampling_generator(self.args.device).set_state(tensors.pop("generator").cpu())
         self._rollouts = rollouts_from_tensors(tensors, utt_ids)
