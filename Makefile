@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo medium bench lint clean
 
 install: $(STAMP)
 
@@ -25,33 +25,50 @@ test: install
 #   hybrid, mix-frame SFT, LoRA and MLDG-LoRA fine-tune the post-trained checkpoint on the target
 #   domain (one seed here; the recipe has three), scored on target, old and out-of-domain sets
 #   with forgetting against the post-trained checkpoint -> runs/compare/report.md.
-CORPUS      := data/mini/corpus.json
-ENCODER     := runs/pretrained/encoder/model.safetensors
-POSTTRAINED := runs/posttrained/model.safetensors
-EMBEDDINGS  := runs/embeddings/embeddings.png
+# PROFILE picks the recipes (recipes/$(PROFILE)), the corpus (data/$(PROFILE)) and the outputs:
+#   mini    `make demo`: the small corpus, runs/
+#   medium  `make medium`: the medium corpus, twice the pre- and post-training steps, 300
+#           fine-tuning steps, three seeds; runs/medium/
+PROFILE     ?= mini
+SIZE_mini   := small
+SIZE_medium := medium
+RUNS_mini   := runs
+RUNS_medium := runs/medium
+SIZE        := $(SIZE_$(PROFILE))
+RUNS        := $(RUNS_$(PROFILE))
+ifeq ($(SIZE),)
+$(error PROFILE must be mini or medium, got '$(PROFILE)')
+endif
+CORPUS      := data/$(PROFILE)/corpus.json
+ENCODER     := $(RUNS)/pretrained/encoder/model.safetensors
+POSTTRAINED := $(RUNS)/posttrained/model.safetensors
+EMBEDDINGS  := $(RUNS)/embeddings/embeddings.png
 DEMO_SEEDS ?= 1234
 # Each stage's wall time is appended here (stage<TAB>seconds); the demo ends by printing the
 # latest time of every stage (cached stages keep the time of the run that made them).
-TIMES := runs/stage_times.tsv
-timed = @echo '$(strip $(2))'; mkdir -p runs; start=$$(date +%s); $(2) && printf '%s\t%s\n' "$(1)" "$$(( $$(date +%s) - start ))" >> $(TIMES)
+TIMES := $(RUNS)/stage_times.tsv
+timed = @echo '$(strip $(2))'; mkdir -p $(RUNS); start=$$(date +%s); $(2) && printf '%s\t%s\n' "$(1)" "$$(( $$(date +%s) - start ))" >> $(TIMES)
 
 demo: install $(POSTTRAINED) $(EMBEDDINGS)
-	$(call timed,compare,$(BIN)/rlspoof compare recipes/mini/compare.yaml --seeds $(DEMO_SEEDS))
+	$(call timed,compare,$(BIN)/rlspoof compare recipes/$(PROFILE)/compare.yaml --seeds $(DEMO_SEEDS))
 	@echo "Wall time per stage (s; $(TIMES)):"; awk -F'\t' '!($$1 in t) {order[++n] = $$1} \
 		{t[$$1] = $$2} END {for (i = 1; i <= n; i++) printf "  %-12s %6d\n", order[i], t[order[i]]}' $(TIMES)
 
+medium:
+	$(MAKE) demo PROFILE=medium DEMO_SEEDS=1234,1,2
+
 $(CORPUS): $(wildcard rlspoof/data/synth/*.py) | install
-	$(call timed,corpus,$(BIN)/rlspoof data synth --size small --out data/mini)
+	$(call timed,corpus,$(BIN)/rlspoof data synth --size $(SIZE) --out data/$(PROFILE))
 
-$(ENCODER): recipes/mini/pretrain.yaml $(CORPUS)
-	$(call timed,pretrain,$(BIN)/rlspoof pretrain recipes/mini/pretrain.yaml --overwrite)
+$(ENCODER): recipes/$(PROFILE)/pretrain.yaml $(CORPUS)
+	$(call timed,pretrain,$(BIN)/rlspoof pretrain recipes/$(PROFILE)/pretrain.yaml --overwrite)
 
-$(POSTTRAINED): recipes/mini/posttrain.yaml $(ENCODER)
-	$(call timed,posttrain,$(BIN)/rlspoof train recipes/mini/posttrain.yaml --overwrite)
+$(POSTTRAINED): recipes/$(PROFILE)/posttrain.yaml $(ENCODER)
+	$(call timed,posttrain,$(BIN)/rlspoof train recipes/$(PROFILE)/posttrain.yaml --overwrite)
 
 $(EMBEDDINGS): $(POSTTRAINED)
-	$(call timed,embeddings,$(BIN)/rlspoof embed --model pretrained=runs/pretrained/encoder \
-		--model posttrained=runs/posttrained --manifest data/mini/eval.csv --out runs/embeddings)
+	$(call timed,embeddings,$(BIN)/rlspoof embed --model pretrained=$(RUNS)/pretrained/encoder \
+		--model posttrained=$(RUNS)/posttrained --manifest data/$(PROFILE)/eval.csv --out $(RUNS)/embeddings)
 
 bench: install
 	$(BIN)/python benchmarks/baseline_lfcc.py --size small --out benchmarks/results/baseline_lfcc_small.json
@@ -64,4 +81,4 @@ lint: install
 	$(BIN)/ruff check rlspoof tests benchmarks
 
 clean:
-	rm -rf $(VENV) data/mini runs .pytest_cache
+	rm -rf $(VENV) data/mini data/medium runs .pytest_cache

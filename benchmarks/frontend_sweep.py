@@ -75,6 +75,8 @@ VARIANTS: dict[str, dict] = {
     "logspec2d_fixed_h128": {**_LOGSPEC, **_H128, "_init": "logspec2d_fixed"},  # = preset tiny-logspec
     "logspec2d_utt_h128": {**_LOGSPEC, **_H128, "_init": "logspec2d_utt"},
     "logspec2d_fixed_h64": {**_LOGSPEC, "_init": "logspec2d_fixed"},
+    # frequency kept: each frame's conv maps (channels x F/4) flattened through a linear layer
+    "logspec2d_flat_h128": {**_LOGSPEC, **_H128, "_init": "logspec2d_flat"},
     # the same front ends, mean-pooled over time straight into the head (no transformer)
     "cnn_logspec2d": {},
     "cnn_logspec2d_fixed": {},
@@ -255,6 +257,8 @@ class UttNormLogSpec(LogSpecConv2d):
 
 
 def logspec_front(init: str):
+    if init.endswith("flat"):
+        return LogSpecConv2d(frequency="flatten")
     if init.endswith("utt"):
         return UttNormLogSpec()
     return LogSpecConv2d() if init.endswith("fixed") else FrameNormLogSpec()

@@ -417,7 +417,7 @@ def test_exact_mode_gradient_matches_monte_carlo(loss_type, bias_correction):
 
 def _published_loss(logits, old_logits, ref_logits, actions, labels, recipe):
     """The three objectives of the published GRPO code (arXiv 2603.02914, AntiDeepfake's
-    ``algo/rl.py``), written from the formulas in shared/REFERENCE.md, not from rlspoof:
+    ``algo/rl.py``), written from the paper's formulas, not from rlspoof:
     log-prob = -cross_entropy(logits, sampled label); reward 1 if the sample is the true label;
     'GRPO': (r - batch mean) / (batch std + 1e-5), PPO clipping against the old copy at +-0.2;
     'GRPO_s': the same advantage with exp(logp - logp.detach()) and no clipping; 'raw reward':

@@ -19,9 +19,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _demo_commands() -> list[list[str]]:
-    """The rlspoof commands of the Makefile's demo targets, in pipeline order (each inside a
-    ``$(call timed,STAGE,COMMAND)``, whose closing parenthesis ends it)."""
-    text = (REPO / "Makefile").read_text().replace("\\\n", " ").replace("$(DEMO_SEEDS)", "1")
+    """The rlspoof commands of the Makefile's demo targets for the default profile (mini), in
+    pipeline order (each inside a ``$(call timed,STAGE,COMMAND)``, whose closing parenthesis
+    ends it)."""
+    text = (REPO / "Makefile").read_text().replace("\\\n", " ")
+    for variable, value in {"DEMO_SEEDS": "1", "PROFILE": "mini", "RUNS": "runs", "SIZE": "small"}.items():
+        text = text.replace(f"$({variable})", value)
     commands = re.findall(r"\$\(BIN\)/rlspoof ([^)\n]+)", text)
     return [line.split() for line in commands]
 
@@ -58,3 +61,26 @@ def test_the_makefile_demo_runs_end_to_end_with_the_shipped_recipes(tiny_corpus,
         assert (out / name).read_bytes()[:8] == PNG, name
     report = (out / "report.md").read_text()
     assert "SYNTHETIC" in report and "## Forgetting" in report and "## Cost" in report
+
+
+def test_the_medium_profile_runs_the_same_stages_on_its_own_corpus_recipes_and_outputs(tmp_path):
+    """``make medium``: every stage of the demo, each reading recipes/medium or data/medium and
+    writing under runs/medium only (so the demo's runs/ stay as they are)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    dry = subprocess.run(["make", "-n", "-B", "demo", "PROFILE=medium", "DEMO_SEEDS=1234,1,2"],
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    commands = re.findall(r"\.venv/bin/rlspoof ([^;&']+)", dry)
+    stages = [c.split()[0] for c in dict.fromkeys(c.strip() for c in commands)]
+    assert stages == ["data", "pretrain", "train", "embed", "compare"], stages
+    text = " ".join(commands)
+    assert "--size medium --out data/medium" in text and "--seeds 1234,1,2" in text
+    for place in ("data", "runs", "recipes"):
+        assert not re.search(rf"(?<![/\w]){place}/(?!medium\b)", text), (place, text)
+    for recipe in re.findall(r"recipes/medium/\w+\.yaml", text):
+        # every data or output path the recipe names, the compare suite's and overrides' included
+        paths = re.findall(r"(?<![/\w])((?:data|runs)/[\w./]+)", (REPO / recipe).read_text())
+        assert paths and all(re.match(r"(data|runs)/medium(/|$)", p) for p in paths), (recipe, paths)

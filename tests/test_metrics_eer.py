@@ -116,7 +116,7 @@ def test_perfectly_inverted_is_one():
 def test_all_equal_scores_give_one_under_asvspoof_ties():
     # Ties put every bonafide first, so the curve goes through the corner (FRR, FAR) = (1, 1)
     # where |FRR - FAR| = 0: EER 1.0. A library ROC curve (or the unique-threshold brute force)
-    # only has (0, 1) and (1, 0) and reports 0.5 - that is the pitfall in REFERENCE.md.
+    # only has (0, 1) and (1, 0) and reports 0.5 - the pitfall of using a library ROC curve.
     bona, spoof = np.full(40, 0.3), np.full(25, 0.3)
     assert compute_eer(bona, spoof)[0] == 1.0
     assert brute_force_eer(bona, spoof) == 0.5

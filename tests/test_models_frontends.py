@@ -55,7 +55,8 @@ def test_a_policy_round_trips_through_save_and_load_with_its_front_end(tmp_path)
     waves = [np.random.default_rng(i).normal(0, 0.1, n).astype(np.float32) for i, n in enumerate((8000, 16000, 700))]
     folder = policy.save_pretrained(tmp_path / "policy")
     config = json.loads((folder / "config.json").read_text())
-    assert config["encoder"]["config"][FRONT_END_KEY] == {"type": "logspec2d", "channels": 16}
+    assert config["encoder"]["config"][FRONT_END_KEY] == {"type": "logspec2d", "channels": 16,
+                                                          "frequency": "flatten"}
     loaded = SpoofPolicy.from_pretrained(folder)
     assert isinstance(loaded.encoder.feature_extractor, LogSpecConv2d)
     np.testing.assert_allclose(loaded.score(waves), policy.score(waves), atol=1e-6)
@@ -71,7 +72,8 @@ def test_an_encoder_folder_loads_with_its_front_end_and_refuses_missing_weights(
 
     weights = load_file(str(tmp_path / "enc" / "model.safetensors"))
     front = [k for k in weights if k.startswith("feature_extractor.")]
-    assert front and all(k.startswith("feature_extractor.conv.") for k in front)
+    assert front and all(k.startswith(("feature_extractor.conv.", "feature_extractor.project."))
+                         for k in front)
     save_file({k: v for k, v in weights.items() if k not in front}, str(tmp_path / "enc" / "model.safetensors"))
     with pytest.raises(RlspoofError, match=r"weights missing from the checkpoint: feature_extractor\.conv\.0"):
         load_encoder(EncoderConfig(name_or_path=str(tmp_path / "enc")))
@@ -98,7 +100,25 @@ def test_freezing_the_feature_extractor_freezes_the_front_end():
     assert encoder.feature_extractor.conv[0].weight.grad.abs().sum() > 0
 
 
-def test_wav2vec2_pretraining_runs_on_the_front_end_and_saves_a_loadable_encoder(tmp_path):
+def test_frequency_flatten_keeps_where_a_tone_sits_and_pool_does_not():
+    """A pure tone moved from 1 to 5 kHz: pooled over frequency, the frames barely change (the
+    convolutions are shared across frequency); flattened, they change as much as they vary."""
+    torch.manual_seed(0)
+    t = torch.arange(16000) / 16000
+    low, high = (0.1 * torch.sin(2 * torch.pi * f * t)[None] for f in (1000.0, 5000.0))
+    moved = {}
+    for frequency in ("pool", "flatten"):
+        front = LogSpecConv2d(frequency=frequency)
+        with torch.no_grad():
+            a, b = front(low)[..., 2:-2], front(high)[..., 2:-2]  # frames clear of the edges
+        moved[frequency] = float((a - b).norm() / a.norm())
+    assert moved["flatten"] > 0.2 and moved["pool"] < moved["flatten"] / 3, moved
+    with pytest.raises(ValueError, match="pool or flatten"):
+        LogSpecConv2d(frequency="mean")
+
+
+@pytest.mark.parametrize("frequency", ["pool", "flatten"])
+def test_wav2vec2_pretraining_runs_on_the_front_end_and_saves_a_loadable_encoder(tmp_path, frequency):
     from transformers.models.wav2vec2.modeling_wav2vec2 import (
         _compute_mask_indices,
         _sample_negative_indices,
@@ -107,16 +127,20 @@ def test_wav2vec2_pretraining_runs_on_the_front_end_and_saves_a_loadable_encoder
     from rlspoof.trainers.pretrain import PretrainConfig, build_pretraining_model, save_encoder
 
     cfg = PretrainConfig(output_dir=str(tmp_path / "pt"), encoder_preset="tiny-logspec", use_cpu=True,
-                         report_to="none")
+                         report_to="none", encoder_overrides={
+                             FRONT_END_KEY: {"type": "logspec2d", "channels": 16, "frequency": frequency}})
     model = build_pretraining_model(cfg)
-    assert isinstance(model.wav2vec2.feature_extractor, LogSpecConv2d)
+    assert model.wav2vec2.feature_extractor.frequency == frequency
     frames = int(model._get_feat_extract_output_lengths(torch.tensor(32000)))
     mask = _compute_mask_indices((2, frames), cfg.mask_time_prob, cfg.mask_time_length, min_masks=2)
     negatives = _sample_negative_indices((2, frames), cfg.num_negatives, mask)
-    out = model(torch.randn(2, 32000), mask_time_indices=torch.tensor(mask),
+    out = model(0.1 * torch.randn(2, 32000), mask_time_indices=torch.tensor(mask),
                 sampled_negative_indices=torch.tensor(negatives))
     assert torch.isfinite(out.loss)
     out.loss.backward()
+    # The quantiser's softmax must not saturate (flattened maps fed to it raw gave NaN gradients)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert all(torch.isfinite(g).all() for g in grads)
     assert model.wav2vec2.feature_extractor.conv[0].weight.grad.abs().sum() > 0
     folder = save_encoder(model, tmp_path / "encoder")
     loaded = load_encoder(EncoderConfig(name_or_path=str(folder)))[0]

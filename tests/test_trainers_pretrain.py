@@ -11,7 +11,7 @@ from transformers import AutoModel
 
 from rlspoof.configs import ConfigError
 from rlspoof.data.manifest import read_manifest
-from rlspoof.errors import DataError
+from rlspoof.errors import DataError, RlspoofError
 from rlspoof.metrics import compute_eer
 from rlspoof.trainers.pretrain import (
     PretrainCollator,
@@ -135,6 +135,26 @@ def test_fit_logistic_separates_and_scores_bonafide_high():
 
 
 # --- end to end -------------------------------------------------------------------------------
+
+
+def test_a_pretraining_run_whose_loss_turns_nan_stops_at_once(tiny_corpus, tmp_path, monkeypatch):
+    """NaN weights would otherwise train on silently to max_steps and be saved."""
+    import rlspoof.trainers.pretrain as module
+
+    build = module.build_pretraining_model
+
+    def poisoned(cfg):
+        model = build(cfg)
+        with torch.no_grad():
+            model.project_q.weight.fill_(float("nan"))
+        return model
+
+    monkeypatch.setattr(module, "build_pretraining_model", poisoned)
+    folder, _ = tiny_corpus
+    data = PretrainDataArguments(train_manifest=str(folder / "manifest.csv"), split="train", crop_seconds=1.0)
+    with pytest.raises(RlspoofError, match=r"non-finite pre-training loss \(nan\) at step 1;"):
+        pretrain(_cfg(tmp_path, max_steps=3, per_device_train_batch_size=4), data)
+    assert not (tmp_path / "run" / "encoder").exists()
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Calibration metrics: Cllr and minCllr (scores are natural-log likelihood ratios).
 
-``cllr`` is the ASVspoof 5 definition (``REFERENCE.md``, "Metrics")::
+``cllr`` is the ASVspoof 5 definition (evaluation plan, https://www.asvspoof.org; Brümmer and
+du Preez, 2006, "Application-independent evaluation of speaker detection")::
 
     Cllr = 0.5 * (mean(log1p(exp(-s_bona))) + mean(log1p(exp(s_spoof)))) / ln 2
 

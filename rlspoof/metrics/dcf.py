@@ -1,6 +1,7 @@
 """Detection cost functions (minDCF, actDCF) with the ASVspoof 5 conventions.
 
-Conventions (see ``REFERENCE.md``, "Metrics", and ``rlspoof.metrics.eer``):
+Conventions of the ASVspoof 5 evaluation plan (https://www.asvspoof.org) and its evaluation
+package (https://github.com/asvspoof-challenge/asvspoof5), as in ``rlspoof.metrics.eer``:
 
 * A higher score means "more bonafide"; bonafide is the target class.
 * Decision rule, shared with :func:`~rlspoof.metrics.eer.det_curve`: **accept as bonafide if

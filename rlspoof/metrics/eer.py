@@ -1,6 +1,8 @@
 """Equal error rate with the ASVspoof 5 evaluation-package conventions.
 
-Conventions (see ``REFERENCE.md``, "Metrics"):
+Conventions, those of the ASVspoof 5 evaluation plan (Wang et al., 2024, "ASVspoof 5
+evaluation plan", https://www.asvspoof.org) and its evaluation package
+(https://github.com/asvspoof-challenge/asvspoof5, ``evaluation-package/calculate_metrics.py``):
 
 * A higher score means "more bonafide"; bonafide is the target class.
 * The DET curve is built from one stable sort of all scores, so it has ``n + 1`` points

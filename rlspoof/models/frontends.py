@@ -5,7 +5,9 @@ built-in corpus, the learned waveform CNN of the tiny preset stays near 38 % EER
 transformer fed an exact log spectrogram frame by frame overfits (30 %). A log spectrogram
 read by a few 2D convolutions (weights shared across frequency, the inductive bias of the
 anti-spoofing CNNs), pooled over frequency into frames for the same transformer, reached
-8 % on ``eval`` from random init. transformers has no such front end for its SSL encoders,
+8-18 % on ``eval`` from random init (three seeds, 400 steps); keeping where in frequency each
+map fired gave 9-13 %, and 3.6 % with twice the steps and training data
+(``benchmarks/results/frontend_sweep.json``). transformers has no such front end for its SSL encoders,
 so it is written here and installed as the encoder's ``feature_extractor``: everything after
 it (feature projection, SpecAugment masking, positional convolution, transformer, wav2vec 2.0
 pre-training and its quantiser) is the family's own code.
@@ -36,8 +38,9 @@ class LogSpecConv2d(nn.Module):
     frames are ``floor((L - 512) / 160) + 1``), shifted and scaled by constants (the built-in
     corpus' log power is about -7.5 +- 4.5; a per-utterance or per-frame normalisation lost the
     frame-energy cue of Griffin-Lim speech: 24 % EER on ``eval`` against 8 %), then three 3x3
-    conv blocks (GELU; two 2x2 max-pools), then the mean and the max over frequency. No batch
-    norm: GRPO scores the same input in train mode and in eval mode (its reference) and the two
+    conv blocks (GELU; two 2x2 max-pools), then either the mean and the max over frequency
+    (``frequency="pool"``) or, per frame, the maps over all frequencies through one linear
+    layer (``"flatten"``, the tiny-logspec preset). No batch norm: GRPO scores the same input in train mode and in eval mode (its reference) and the two
     must agree. The geometry is that of a two-layer conv stack with kernels (512, 4) and strides
     (160, 4), which the encoder's config must declare (``front_end_geometry``) so that its
     frame counts and attention masks match.
@@ -45,15 +48,25 @@ class LogSpecConv2d(nn.Module):
 
     N_FFT, WINDOW, HOP, TIME_POOL = 512, 400, 160, 4
 
-    def __init__(self, channels: int = 16, log_offset: float = 7.5, log_scale: float = 4.5):
+    def __init__(self, channels: int = 16, log_offset: float = 7.5, log_scale: float = 4.5,
+                 frequency: str = "pool"):
         super().__init__()
-        self.log_offset, self.log_scale = log_offset, log_scale
+        if frequency not in ("pool", "flatten"):
+            raise ValueError(f"frequency must be pool or flatten, got {frequency!r}")
+        self.log_offset, self.log_scale, self.frequency = log_offset, log_scale, frequency
         c = channels
         self.conv = nn.Sequential(
             nn.Conv2d(1, c, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
             nn.Conv2d(c, 2 * c, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
             nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.GELU(),
         )
+        # "flatten": each frame's maps keep where in frequency they fired (the tones of
+        # upsampling artifacts sit in particular bands) and a linear layer reads them into the
+        # same 4c features as pooling gives (ESPnet's Conv2dSubsampling). Its output stays
+        # small, which wav2vec 2.0's quantiser (weights drawn N(0, 1)) needs: the flattened
+        # 2c * F/4 maps fed to it directly saturate its softmax and pre-training turns NaN.
+        self.project = (nn.Linear(2 * c * ((self.N_FFT // 2 + 1) // 4), 4 * c)
+                        if frequency == "flatten" else None)
         self._requires_grad = True  # what transformers' feature encoders carry (see apply_freeze)
 
     def _freeze_parameters(self) -> None:
@@ -73,6 +86,8 @@ class LogSpecConv2d(nn.Module):
                            center=False, return_complex=True).abs().pow(2)
         spec = self.compress(power)  # (B, F, T)
         maps = self.conv(spec.to(self.conv[0].weight.dtype).unsqueeze(1))  # (B, 2c, F/4, T/4)
+        if self.project is not None:
+            return self.project(maps.permute(0, 3, 1, 2).flatten(2)).transpose(1, 2)
         return torch.cat([maps.mean(2), maps.amax(2)], dim=1)
 
 

@@ -365,6 +365,11 @@ class PretrainTrainer(Trainer):
         n_frames = sub_mask.sum() if sub_mask is not None else torch.tensor(mask.numel())
         outputs = model(**inputs)
         loss = outputs.loss / n_masked
+        if not torch.isfinite(loss).item():  # a NaN update poisons every later step: stop here
+            raise RlspoofError(
+                f"non-finite pre-training loss ({loss.item()}) at step {self.state.global_step + 1}"
+                f"{' (the weights already hold NaN: an earlier gradient was not finite)' if self.state.global_step else ''}; "
+                "lower learning_rate or check the audio (rlspoof data validate)")
         if model.training:
             record = self._metrics
             record["contrastive_loss"].append(float(outputs.contrastive_loss.detach() / n_masked))
