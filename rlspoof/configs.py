@@ -19,11 +19,7 @@ from pathlib import Path
 import yaml
 from transformers import TrainingArguments
 
-from rlspoof.errors import RlspoofError
-
-
-class ConfigError(RlspoofError):
-    """A recipe or override that cannot be turned into a config."""
+from rlspoof.errors import ConfigError, RlspoofError
 
 
 def _one_of(name: str, value, valid) -> None:
@@ -512,7 +508,7 @@ class MLDGConfig(SFTConfig):
     meta_test_domains: int = field(
         default=1, metadata={"help": "Domains held out as meta-test in each step."})
     meta_lr: float = field(default=1e-3, metadata={"help": "alpha: learning rate of the inner (virtual) step."})
-    meta_test_weight: float = field(default=1.0, metadata={"help": "beta: weight of the meta-test loss."})
+    meta_test_weight: float = field(default=1.0, metadata={"help": "Weight of the meta-test loss (Li et al.'s beta)."})
     first_order: bool = field(
         default=False, metadata={"help": "Drop the second-order term (the inner gradient is a constant)."})
 

@@ -15,6 +15,10 @@ class RlspoofError(Exception):
     """Base class for errors caused by user input (data, protocol files, configs)."""
 
 
+class ConfigError(RlspoofError):
+    """A recipe or override that cannot be turned into a config."""
+
+
 class DataError(RlspoofError):
     """A manifest, protocol or metadata file is malformed; carries the file and line."""
 

@@ -67,7 +67,7 @@ CASES = list(_cases())
 def test_params_asvspoof5_values():
     p = DCFParams()
     assert (p.p_spoof, p.c_miss, p.c_fa) == (0.05, 1, 10)
-    assert p.beta == pytest.approx(1.9)
+    assert p.cost_ratio == pytest.approx(1.9)
     assert p.normaliser == pytest.approx(0.5)
     assert p.bayes_threshold == pytest.approx(-math.log(1.9))
     assert p.bayes_threshold == pytest.approx(-0.6419, abs=1e-4)

@@ -34,8 +34,8 @@ class PoisonedSFT(SFTTrainer):
 
     poisoned: tuple[int, ...] = ()
 
-    def training_loss(self, model, inputs, logits):
-        loss = super().training_loss(model, inputs, logits)
+    def training_loss(self, model, inputs, outputs):
+        loss = super().training_loss(model, inputs, outputs)
         return loss * float("nan") if self.state.global_step + 1 in self.poisoned else loss
 
 

@@ -4,11 +4,11 @@ for a spoofing detector, as pure functions: the per-step domain split and the me
 One step: split the batch's attack families into meta-train and meta-test, take a virtual
 gradient step on the meta-train loss, and optimise
 
-    F(theta) = L_train(theta) + beta * L_test(theta - alpha * grad L_train(theta))
+    F(theta) = L_train(theta) + w * L_test(theta - a * grad L_train(theta))
 
-so that an update which helps the seen families must also help a held-out one. The
+with a = ``meta_lr`` and w = ``meta_test_weight`` (Li et al.'s alpha and beta), so that an update which helps the seen families must also help a held-out one. The
 second-order term (through grad L_train) is kept unless ``first_order`` (then the inner gradient
-is a constant and dF = dL_train(theta) + beta * dL_test(theta')).
+is a constant and dF = dL_train(theta) + w * dL_test(theta')).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def mldg_split(domains: Sequence[str], labels: torch.Tensor, n_test_domains: int
 
 def mldg_objective(model: torch.nn.Module, params: Mapping[str, torch.Tensor],
                    loss_on: Callable[[Callable, torch.Tensor], torch.Tensor],
-                   train_rows: torch.Tensor, test_rows: torch.Tensor, alpha: float, beta: float,
+                   train_rows: torch.Tensor, test_rows: torch.Tensor, meta_lr: float, meta_test_weight: float,
                    first_order: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
     """F(theta) above. ``params`` are the trainable parameters by name; ``loss_on(forward, rows)``
     returns the loss of ``rows`` under ``forward(*inputs)`` (so this function needs no batch
@@ -57,7 +57,7 @@ def mldg_objective(model: torch.nn.Module, params: Mapping[str, torch.Tensor],
     grads = torch.autograd.grad(train_loss, [params[n] for n in names], create_graph=not first_order,
                                 retain_graph=True, allow_unused=True)
     adapted = {
-        n: params[n] if g is None else params[n] - alpha * (g.detach() if first_order else g)
+        n: params[n] if g is None else params[n] - meta_lr * (g.detach() if first_order else g)
         for n, g in zip(names, grads, strict=True)
     }
 
@@ -65,7 +65,7 @@ def mldg_objective(model: torch.nn.Module, params: Mapping[str, torch.Tensor],
         return functional_call(model, adapted, args, kwargs, strict=False)
 
     test_loss = loss_on(adapted_forward, test_rows)
-    total = train_loss + beta * test_loss
+    total = train_loss + meta_test_weight * test_loss
     return total, {"meta_train_loss": train_loss.item(), "meta_test_loss": test_loss.item()}
 
 

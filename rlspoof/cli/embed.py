@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from rlspoof.cli.console import console, progress_bar
-from rlspoof.cli.evaluate import _named_paths
+from rlspoof.cli.evaluate import named_paths
 from rlspoof.errors import RlspoofError
 
 #: Longest --crop-seconds: ten minutes, far beyond any anti-spoofing clip.
@@ -53,7 +53,7 @@ def embed(
         rows = rows.filter(split=split)
         if len(rows) == 0:
             raise RlspoofError(f"{manifest}: no rows of split {split!r} (splits: {splits})")
-    folders = _named_paths(models, "--model", lambda p: p.name)
+    folders = named_paths(models, "--model", lambda p: p.name)
     policies = {name: _load(folder) for name, folder in folders.items()}
     set_name = manifest.stem if split is None else f"{manifest.stem} (split {split})"
     report = embedding_report(policies, rows, out, max_per_attack, seed, progress_bar,
@@ -67,7 +67,7 @@ def _load(folder: Path):
     """A saved policy, or an encoder checkpoint wrapped with mean pooling (the embedding needs no
     head), so a pre-trained encoder can be the "before" of post-training."""
     from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
-    from rlspoof.trainers.run import is_policy_folder
+    from rlspoof.models.policy import is_policy_folder
 
     if is_policy_folder(folder):
         return SpoofPolicy.from_pretrained(folder)

@@ -17,7 +17,7 @@ TRUST_REMOTE_CODE_HELP = ("Allow the policy folder's encoder to run Python code 
                           "(transformers trust_remote_code). Off: a downloaded folder runs nothing.")
 
 
-def _named_paths(items: list[str], option: str, default_name) -> dict[str, Path]:
+def named_paths(items: list[str], option: str, default_name) -> dict[str, Path]:
     """``NAME=PATH`` items, or bare paths named by ``default_name(path)``; names must be unique
     plain file names, since each names a file or folder under ``--out``."""
     from rlspoof.evaluation import check_name
@@ -68,8 +68,8 @@ def evaluate(
     from rlspoof.evaluation import evaluate_sets
     from rlspoof.models import SpoofPolicy
 
-    folders = _named_paths(models, "--model", lambda p: p.resolve().name)  # "." names its folder
-    named_sets = _named_paths(sets, "--set", lambda p: p.stem)
+    folders = named_paths(models, "--model", lambda p: p.resolve().name)  # "." names its folder
+    named_sets = named_paths(sets, "--set", lambda p: p.stem)
     manifests = {name: read_manifest(path) for name, path in named_sets.items()}
     kind = "SYNTHETIC corpus" if is_synthetic(manifests.values()) else "evaluation"
     all_results = {}

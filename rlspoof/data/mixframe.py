@@ -93,19 +93,6 @@ def frame_targets(sample_labels: torch.Tensor, num_frames: int,
     return F.adaptive_avg_pool1d(labels.unsqueeze(1), num_frames).squeeze(1)
 
 
-def conv_geometry(kernels: list[int], strides: list[int]) -> tuple[int, int]:
-    """(receptive field, total stride) in samples of a stack of 1-D convolutions.
-
-    >>> conv_geometry([10, 3, 3, 3, 3, 2, 2], [5, 2, 2, 2, 2, 2, 2])  # wav2vec 2.0
-    (400, 320)
-    """
-    field, jump = 1, 1
-    for kernel, stride in zip(kernels, strides, strict=True):
-        field += (kernel - 1) * jump
-        jump *= stride
-    return field, jump
-
-
 class MixFrameDataset(SpoofDataset):
     """A training ``SpoofDataset`` whose items are mix-frame perturbed with probability ``prob``.
 
@@ -158,5 +145,5 @@ class MixFrameDataset(SpoofDataset):
         return item
 
 
-__all__ = ["MIX_MODES", "MixFrameDataset", "conv_geometry", "draw_spans", "frame_targets", "mix_frames",
+__all__ = ["MIX_MODES", "MixFrameDataset", "draw_spans", "frame_targets", "mix_frames",
            "span_mask"]

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rlspoof.metrics.eer import _as_scores, sorted_trials
+from rlspoof.metrics.eer import as_scores, sorted_trials
 
 __all__ = ["cllr", "min_cllr", "pav_llrs"]
 
@@ -48,8 +48,8 @@ def cllr(bonafide_scores: ArrayLike, spoof_scores: ArrayLike) -> float:
     |scores| (``exp`` is never evaluated directly). Raises ``ValueError`` on an empty class or
     NaN/Inf scores.
     """
-    bona = _as_scores(bonafide_scores, "bonafide", "Cllr")
-    spoof = _as_scores(spoof_scores, "spoof", "Cllr")
+    bona = as_scores(bonafide_scores, "bonafide", "Cllr")
+    spoof = as_scores(spoof_scores, "spoof", "Cllr")
     return _cllr(bona, spoof)
 
 
@@ -84,8 +84,8 @@ def pav_llrs(bonafide_scores: ArrayLike, spoof_scores: ArrayLike) -> tuple[np.nd
     Each output array is sorted by the original score (not in input order). Raises
     ``ValueError`` on an empty class or NaN/Inf scores.
     """
-    bona = _as_scores(bonafide_scores, "bonafide", "PAV calibration")
-    spoof = _as_scores(spoof_scores, "spoof", "PAV calibration")
+    bona = as_scores(bonafide_scores, "bonafide", "PAV calibration")
+    spoof = as_scores(spoof_scores, "spoof", "PAV calibration")
     return _pav_llrs(bona, spoof)
 
 
@@ -109,6 +109,6 @@ def min_cllr(bonafide_scores: ArrayLike, spoof_scores: ArrayLike) -> float:
     increasing transforms, and ``min_cllr <= cllr`` (the identity is one monotone map). Needs
     scipy >= 1.12. Raises ``ValueError`` on an empty class or NaN/Inf scores.
     """
-    bona = _as_scores(bonafide_scores, "bonafide", "minCllr")
-    spoof = _as_scores(spoof_scores, "spoof", "minCllr")
+    bona = as_scores(bonafide_scores, "bonafide", "minCllr")
+    spoof = as_scores(spoof_scores, "spoof", "minCllr")
     return _cllr(*_pav_llrs(bona, spoof))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlspoof.metrics.eer import _as_scores, det_curve
+from rlspoof.metrics.eer import as_scores, det_curve
 
 __all__ = ["DCFParams", "min_dcf", "act_dcf", "accuracy_at"]
 
@@ -49,8 +49,9 @@ class DCFParams:
             raise ValueError(f"costs must be positive, got c_miss={self.c_miss}, c_fa={self.c_fa}")
 
     @property
-    def beta(self) -> float:
-        """``c_miss * (1 - p_spoof) / (c_fa * p_spoof)`` (1.9 for ASVspoof 5)."""
+    def cost_ratio(self) -> float:
+        """``c_miss * (1 - p_spoof) / (c_fa * p_spoof)`` (1.9 for ASVspoof 5; the evaluation
+        plan's beta, named here apart from the KL and meta-test weights)."""
         return self.c_miss * (1.0 - self.p_spoof) / (self.c_fa * self.p_spoof)
 
     @property
@@ -60,8 +61,8 @@ class DCFParams:
 
     @property
     def bayes_threshold(self) -> float:
-        """``-ln(beta)``: the Bayes decision threshold for natural-log LLR scores (~ -0.642)."""
-        return -math.log(self.beta)
+        """``-ln(cost_ratio)``: the Bayes decision threshold for natural-log LLR scores (~ -0.642)."""
+        return -math.log(self.cost_ratio)
 
     def cost(self, frr, far):
         """Normalised DCF for miss rate(s) ``frr`` and false-alarm rate(s) ``far``."""
@@ -106,12 +107,12 @@ def act_dcf(
     """Actual normalised DCF at a fixed threshold.
 
     Scores are taken as natural-log likelihood ratios (bonafide vs spoof); the default threshold
-    is the Bayes threshold ``-ln(params.beta)`` (about -0.642 for ASVspoof 5). A trial is accepted
+    is the Bayes threshold ``-ln(params.cost_ratio)`` (about -0.642 for ASVspoof 5). A trial is accepted
     as bonafide if ``score > threshold`` (see the module docstring). ``act_dcf >= min_dcf`` on the
     same scores, for any threshold. Raises ``ValueError`` on an empty class or NaN/Inf scores.
     """
-    bona = _as_scores(bonafide_scores, "bonafide", "actDCF")
-    spoof = _as_scores(spoof_scores, "spoof", "actDCF")
+    bona = as_scores(bonafide_scores, "bonafide", "actDCF")
+    spoof = as_scores(spoof_scores, "spoof", "actDCF")
     t = params.bayes_threshold if threshold is None else float(threshold)
     if math.isnan(t):
         raise ValueError("actDCF threshold is NaN")
@@ -129,8 +130,8 @@ def accuracy_at(
     Pooled over trials (not class-balanced), so it depends on the class ratio. Raises
     ``ValueError`` on an empty class or NaN/Inf scores.
     """
-    bona = _as_scores(bonafide_scores, "bonafide", "accuracy")
-    spoof = _as_scores(spoof_scores, "spoof", "accuracy")
+    bona = as_scores(bonafide_scores, "bonafide", "accuracy")
+    spoof = as_scores(spoof_scores, "spoof", "accuracy")
     t = float(threshold)
     if math.isnan(t):
         raise ValueError("accuracy threshold is NaN")

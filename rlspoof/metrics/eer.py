@@ -29,11 +29,11 @@ __all__ = ["det_curve", "compute_eer", "compute_eer_from_labels"]
 #: Offset below the lowest score for the first threshold (the "accept everything" point).
 _FIRST_THRESHOLD_OFFSET = 0.001
 
-_BONAFIDE_ID = LABEL2ID[LABELS[0]]  # 0
-_SPOOF_ID = LABEL2ID[LABELS[1]]  # 1
+BONAFIDE_ID = LABEL2ID[LABELS[0]]  # 0
+SPOOF_ID = LABEL2ID[LABELS[1]]  # 1
 
 
-def _as_scores(values, name: str, metric: str) -> np.ndarray:
+def as_scores(values, name: str, metric: str) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=np.float64).ravel()
     except (TypeError, ValueError) as exc:
@@ -80,8 +80,8 @@ def det_curve(
 
     Raises ``ValueError`` if a class is empty or a score is NaN/Inf.
     """
-    bona = _as_scores(bonafide_scores, "bonafide", _metric)
-    spoof = _as_scores(spoof_scores, "spoof", _metric)
+    bona = as_scores(bonafide_scores, "bonafide", _metric)
+    spoof = as_scores(spoof_scores, "spoof", _metric)
     n_bona, n_spoof = bona.size, spoof.size
 
     sorted_scores, sorted_is_bona = sorted_trials(bona, spoof)
@@ -112,12 +112,12 @@ def compute_eer(
     return float(0.5 * (frr[i] + far[i])), float(thresholds[i])
 
 
-def _plain(value):
+def python_scalar(value):
     """numpy scalar -> Python scalar, so messages read 'fake' rather than np.str_('fake')."""
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _as_label_ids(labels, n: int) -> np.ndarray:
+def as_label_ids(labels, n: int) -> np.ndarray:
     arr = np.asarray(labels).ravel()
     if arr.size != n:
         raise ValueError(f"got {n} scores but {arr.size} labels")
@@ -128,17 +128,17 @@ def _as_label_ids(labels, n: int) -> np.ndarray:
         bad = arr[ids < 0]
         if bad.size:
             raise ValueError(
-                f"unknown label {_plain(bad[0])!r}: expected one of {list(LABELS)} "
-                f"or the ints {_BONAFIDE_ID} ({LABELS[0]}) / {_SPOOF_ID} ({LABELS[1]})"
+                f"unknown label {python_scalar(bad[0])!r}: expected one of {list(LABELS)} "
+                f"or the ints {BONAFIDE_ID} ({LABELS[0]}) / {SPOOF_ID} ({LABELS[1]})"
             )
         return ids
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"labels must be ints or strings, not {arr.dtype}")
-    bad_mask = (arr != _BONAFIDE_ID) & (arr != _SPOOF_ID)
+    bad_mask = (arr != BONAFIDE_ID) & (arr != SPOOF_ID)
     if np.any(bad_mask):
         raise ValueError(
-            f"unknown label {_plain(arr[bad_mask][0])!r}: expected {_BONAFIDE_ID} ({LABELS[0]}) "
-            f"or {_SPOOF_ID} ({LABELS[1]})"
+            f"unknown label {python_scalar(arr[bad_mask][0])!r}: expected {BONAFIDE_ID} ({LABELS[0]}) "
+            f"or {SPOOF_ID} ({LABELS[1]})"
         )
     return arr.astype(np.int64)
 
@@ -152,5 +152,5 @@ def compute_eer_from_labels(
     ``labels`` holds ints (0 = bonafide, 1 = spoof) or the strings "bonafide" / "spoof".
     """
     score_arr = np.asarray(scores, dtype=np.float64).ravel()
-    ids = _as_label_ids(labels, score_arr.size)
-    return compute_eer(score_arr[ids == _BONAFIDE_ID], score_arr[ids == _SPOOF_ID])
+    ids = as_label_ids(labels, score_arr.size)
+    return compute_eer(score_arr[ids == BONAFIDE_ID], score_arr[ids == SPOOF_ID])

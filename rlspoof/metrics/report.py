@@ -17,12 +17,12 @@ import numpy as np
 from rlspoof.metrics.calibration import cllr, min_cllr
 from rlspoof.metrics.dcf import DCFParams, act_dcf, min_dcf
 from rlspoof.metrics.eer import (
-    _BONAFIDE_ID,
-    _SPOOF_ID,
-    _as_label_ids,
-    _as_scores,
-    _plain,
+    BONAFIDE_ID,
+    SPOOF_ID,
+    as_label_ids,
+    as_scores,
     compute_eer,
+    python_scalar,
 )
 
 __all__ = [
@@ -51,16 +51,16 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
-def _split(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_by_label(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(scores, bonafide mask, spoof mask); labels validated by the eer.py helper."""
     score_arr = np.asarray(scores, dtype=np.float64).ravel()
-    ids = _as_label_ids(labels, score_arr.size)
-    return score_arr, ids == _BONAFIDE_ID, ids == _SPOOF_ID
+    ids = as_label_ids(labels, score_arr.size)
+    return score_arr, ids == BONAFIDE_ID, ids == SPOOF_ID
 
 
 def _metrics(bona: np.ndarray, spoof: np.ndarray, params: DCFParams) -> dict[str, Any]:
-    bona = _as_scores(bona, "bonafide", "score_metrics")
-    spoof = _as_scores(spoof, "spoof", "score_metrics")
+    bona = as_scores(bona, "bonafide", "score_metrics")
+    spoof = as_scores(spoof, "spoof", "score_metrics")
     eer, eer_threshold = compute_eer(bona, spoof)
     return {
         "eer": eer,
@@ -85,7 +85,7 @@ def score_metrics(
     "n_bonafide", "n_spoof"}`` (rates as fractions, Cllr in bits, counts as ints). Raises
     ``ValueError`` on bad labels, an empty class or NaN/Inf scores.
     """
-    score_arr, is_bona, is_spoof = _split(scores, labels)
+    score_arr, is_bona, is_spoof = split_by_label(scores, labels)
     return _metrics(score_arr[is_bona], score_arr[is_spoof], params)
 
 
@@ -108,7 +108,7 @@ def grouped_metrics(
     With ``pooled=True`` the first row, key ``"pooled"``, holds all trials. The other rows come
     in sorted order of the group names (as strings). Keys are plain Python values.
     """
-    score_arr, is_bona, is_spoof = _split(scores, labels)
+    score_arr, is_bona, is_spoof = split_by_label(scores, labels)
     group_arr = np.asarray(groups, dtype=object).ravel()
     if group_arr.size != score_arr.size:
         raise ValueError(f"got {score_arr.size} scores but {group_arr.size} groups")
@@ -117,7 +117,7 @@ def grouped_metrics(
     table: dict[Hashable, dict[str, Any]] = {}
     if pooled:
         table[POOLED] = _metrics(all_bona, score_arr[is_spoof], params)
-    names = sorted({_plain(g) for g in group_arr}, key=str)
+    names = sorted({python_scalar(g) for g in group_arr}, key=str)
     if pooled and POOLED in names:
         raise ValueError(f"a group is named {POOLED!r}; pass pooled=False or rename it")
     for name in names:
@@ -147,7 +147,7 @@ def paired_bootstrap_diff(
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}: expected one of {sorted(METRICS)}")
-    a, is_bona, is_spoof = _split(scores_a, labels)
+    a, is_bona, is_spoof = split_by_label(scores_a, labels)
     b = np.asarray(scores_b, dtype=np.float64)
     if b.shape != a.shape:
         raise ValueError(f"the two systems scored different trials: {a.shape} vs {b.shape}")
@@ -195,9 +195,9 @@ def bootstrap_ci(
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
 
-    score_arr, is_bona, is_spoof = _split(scores, labels)
-    bona = _as_scores(score_arr[is_bona], "bonafide", "bootstrap_ci")
-    spoof = _as_scores(score_arr[is_spoof], "spoof", "bootstrap_ci")
+    score_arr, is_bona, is_spoof = split_by_label(scores, labels)
+    bona = as_scores(score_arr[is_bona], "bonafide", "bootstrap_ci")
+    spoof = as_scores(score_arr[is_spoof], "spoof", "bootstrap_ci")
     rng = np.random.default_rng(seed)
     values = np.empty(n_boot)
     for b in range(n_boot):
@@ -229,7 +229,7 @@ def compute_metrics_for_trainer(eval_pred) -> dict[str, float]:
         raise ValueError(
             f"expected logits of shape (N, 2) ordered (bonafide, spoof), got {logits.shape}"
         )
-    score_arr, is_bona, is_spoof = _split(logits[:, 0] - logits[:, 1], label_ids)
+    score_arr, is_bona, is_spoof = split_by_label(logits[:, 0] - logits[:, 1], label_ids)
     bona, spoof = score_arr[is_bona], score_arr[is_spoof]
     return {
         "eer": compute_eer(bona, spoof)[0],

@@ -253,10 +253,10 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> EncoderConfig:
-        return cls(**_check_keys(cls, data, "encoder"))
+        return cls(**checked_fields(cls, data, "encoder"))
 
 
-def _check_keys(cls: type, data: dict, what: str) -> dict:
+def checked_fields(cls: type, data: dict, what: str) -> dict:
     """Unknown keys are errors naming the key and the closest valid one."""
     if not isinstance(data, dict):
         raise RlspoofError(f"{what} config must be a mapping, got {type(data).__name__}")

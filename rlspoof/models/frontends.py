@@ -104,6 +104,19 @@ def front_end_geometry(spec: dict[str, Any]) -> dict[str, Any]:
             "conv_stride": (LogSpecConv2d.HOP, LogSpecConv2d.TIME_POOL)}
 
 
+def conv_geometry(kernels: list[int], strides: list[int]) -> tuple[int, int]:
+    """(receptive field, total stride) in samples of a stack of 1-D convolutions.
+
+    >>> conv_geometry([10, 3, 3, 3, 3, 2, 2], [5, 2, 2, 2, 2, 2, 2])  # wav2vec 2.0
+    (400, 320)
+    """
+    field, jump = 1, 1
+    for kernel, stride in zip(kernels, strides, strict=True):
+        field += (kernel - 1) * jump
+        jump *= stride
+    return field, jump
+
+
 def build_front_end(config: Any) -> nn.Module | None:
     """The front end ``config`` names (None: the family's own CNN). A config whose conv fields
     disagree with the front end is an error naming both."""

@@ -40,20 +40,20 @@ from transformers import PreTrainedModel
 from rlspoof import __version__
 from rlspoof.data.audio import crop_or_pad
 from rlspoof.data.manifest import LABEL2ID, LABELS
-from rlspoof.data.mixframe import conv_geometry
 from rlspoof.errors import RlspoofError
 from rlspoof.models.encoders import (
     EncoderConfig,
-    _check_keys,
     apply_freeze,
     apply_lora,
     check_declared_size,
     check_finite,
+    checked_fields,
     config_to_dict,
     enable_checkpointing,
     encoder_from_config,
     load_encoder,
 )
+from rlspoof.models.frontends import conv_geometry
 from rlspoof.models.heads import (
     POOLINGS,
     ClassifierHead,
@@ -61,6 +61,7 @@ from rlspoof.models.heads import (
     build_pooling,
     frame_mask_from_samples,
 )
+from rlspoof.models.inference import run_batched
 
 __all__ = [
     "PolicyConfig",
@@ -73,6 +74,17 @@ __all__ = [
 
 POLICY_FORMAT = "rlspoof-spoof-policy"
 CONFIG_NAME = "config.json"
+
+
+def is_policy_folder(path: str | Path) -> bool:
+    """Whether ``path`` holds a saved rlspoof policy (rather than an encoder to wrap)."""
+    config = Path(path) / CONFIG_NAME
+    if not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text()).get("rlspoof_format") == POLICY_FORMAT
+    except (OSError, json.JSONDecodeError):
+        return False
 WEIGHTS_NAME = "model.safetensors"
 _PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
 
@@ -135,7 +147,7 @@ class PolicyConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PolicyConfig:
-        data = _check_keys(cls, data, "policy")
+        data = checked_fields(cls, data, "policy")
         if "encoder" not in data:
             raise RlspoofError("policy config needs an 'encoder' section")
         return cls(**data)
@@ -340,32 +352,13 @@ class SpoofPolicy(nn.Module):
         waves = _as_wave_list(waveforms)
         if names is not None and len(names) != len(waves):
             raise ValueError(f"{len(names)} names for {len(waves)} waveforms")
-        out = np.empty(len(waves), dtype=np.float64)
         if not waves:
-            return out
+            return np.empty(0, dtype=np.float64)
         shortest = self.min_samples
         waves = [w if w.shape[0] >= shortest else crop_or_pad(w, shortest, mode="start")
                  for w in waves]
-        param = next(self.parameters())
-        dtype = param.dtype if param.dtype.is_floating_point else torch.float32
-        order = sorted(range(len(waves)), key=lambda i: waves[i].shape[0])
-        was_training = self.training
-        self.eval()
-        try:
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                longest = max(waves[i].shape[0] for i in idx)
-                values = torch.zeros(len(idx), longest, dtype=torch.float32)
-                mask = torch.zeros(len(idx), longest, dtype=torch.long)
-                for row, i in enumerate(idx):
-                    n = waves[i].shape[0]
-                    values[row, :n] = torch.from_numpy(waves[i])
-                    mask[row, :n] = 1
-                logits = self(values.to(param.device, dtype), mask.to(param.device))
-                scores = self.logits_to_scores(logits.double()).cpu().numpy()
-                out[idx] = scores
-        finally:
-            self.train(was_training)
+        out = run_batched(self, waves, lambda values, mask: self.logits_to_scores(self(values, mask).double()),
+                          batch_size=batch_size)
         bad = np.flatnonzero(~np.isfinite(out)).tolist()
         if bad:
             out[bad] = np.nan

@@ -23,10 +23,11 @@ import matplotlib
 import numpy as np
 import torch
 
-from rlspoof.data.dataset import AudioCollator, SpoofDataset
+from rlspoof.data.dataset import SpoofDataset
 from rlspoof.data.manifest import BONAFIDE, SPOOF, UNKNOWN, Manifest
 from rlspoof.errors import RlspoofError
-from rlspoof.reports.plots import _PALETTE, STYLE, _new_figure, _save
+from rlspoof.models.inference import run_batched
+from rlspoof.reports.plots import PALETTE, STYLE, new_figure, save_figure
 
 __all__ = [
     "embed_manifest",
@@ -42,11 +43,11 @@ ProgressFn = Callable[[int, int], None]
 Panel = tuple[str, np.ndarray, Sequence[str], Sequence[str]]
 
 #: Class colours, as in :func:`rlspoof.reports.plots.score_histograms`.
-_LABEL_COLORS = {BONAFIDE: _PALETTE[4], SPOOF: _PALETTE[2]}
+_LABEL_COLORS = {BONAFIDE: PALETTE[4], SPOOF: PALETTE[2]}
 #: Bonafide rows (attack "-") in the attack column: neutral, so the attacks stand out.
 _BONAFIDE_GREY = "#7f7f7f"
 #: Attack colours: the palette without its own grey (kept for bonafide).
-_ATTACK_PALETTE = tuple(c for c in _PALETTE if c != "#bab0ac")
+_ATTACK_PALETTE = tuple(c for c in PALETTE if c != "#bab0ac")
 #: Markers cycle once the colours run out, so >9 attacks stay distinguishable.
 _ATTACK_MARKERS = ("o", "s", "^", "D", "v")
 
@@ -67,28 +68,19 @@ def embed_manifest(
     policy runs in eval mode (no dropout) and is put back in the mode it was in.
     ``progress(done, total)`` is called after each batch.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dataset = SpoofDataset(manifest, sample_rate=policy.sample_rate, crop_seconds=crop_seconds,
                            train=False)
-    collate = AudioCollator()
+    # Decoded a few batches at a time (as score_manifest), so that a large corpus never sits in
+    # memory whole; in duration order, so that the batches pad little.
     order = sorted(range(len(manifest)), key=lambda i: manifest[i].duration or 0.0)
     out = np.empty((len(manifest), policy.pooling.out_dim), dtype=np.float64)
-    param = next(policy.parameters())
-    dtype = param.dtype if param.dtype.is_floating_point else torch.float32
-    was_training = policy.training
-    policy.eval()
-    try:
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = collate([dataset[i] for i in idx])
-            pooled = policy.embed(batch["input_values"].to(param.device, dtype),
-                                  batch["attention_mask"].to(param.device))
-            out[idx] = pooled.double().cpu().numpy()
-            if progress:
-                progress(start + len(idx), len(order))
-    finally:
-        policy.train(was_training)
+    chunk = batch_size * 8
+    for start in range(0, len(order), chunk):
+        idx = order[start:start + chunk]
+        waves = [dataset[i]["input_values"].numpy() for i in idx]
+        out[idx] = run_batched(policy, waves, policy.embed, batch_size=batch_size)
+        if progress:
+            progress(start + len(idx), len(order))
     return out
 
 
@@ -223,7 +215,7 @@ def plot_embeddings(panels: Sequence[Panel], out_path: str | Path, title: str | 
     styles = _attack_styles([a for _, _, _, attacks in checked for a in attacks])
     label_styles = {label: (color, "o") for label, color in _LABEL_COLORS.items()}
     with matplotlib.rc_context(STYLE):
-        fig = _new_figure((10.0, 3.6 * len(checked) + (0.4 if title else 0.0)))
+        fig = new_figure((10.0, 3.6 * len(checked) + (0.4 if title else 0.0)))
         axes = fig.subplots(len(checked), 2, squeeze=False)
         for (ax_label, ax_attack), (name, points, labels, attacks) in zip(axes, checked,
                                                                           strict=True):
@@ -237,7 +229,7 @@ def plot_embeddings(panels: Sequence[Panel], out_path: str | Path, title: str | 
             ax_attack.set_title("by attack family")
         if title:
             fig.suptitle(title)
-        return _save(fig, out_path)
+        return save_figure(fig, out_path)
 
 
 # --------------------------------------------------------------------------- report

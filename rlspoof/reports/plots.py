@@ -41,7 +41,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from scipy.special import ndtri  # = scipy.stats.norm.ppf, without importing scipy.stats (~2 s)
 
-from rlspoof.metrics.eer import _BONAFIDE_ID, _SPOOF_ID, _as_label_ids, det_curve
+from rlspoof.metrics.eer import BONAFIDE_ID, SPOOF_ID, as_label_ids, det_curve
 from rlspoof.metrics.forgetting import ROLES
 
 __all__ = [
@@ -76,7 +76,7 @@ STYLE: dict[str, Any] = {
 }
 
 # Tableau 10. Known method names are pinned so that colours agree across figures.
-_PALETTE = (
+PALETTE = (
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
     "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
 )  # fmt: skip
@@ -84,9 +84,9 @@ _KNOWN_COLORS = {
     "pretrained": "#7f7f7f",
     "baseline": "#7f7f7f",
     "before": "#7f7f7f",
-    "sft": _PALETTE[0],
-    "grpo": _PALETTE[1],
-    "hybrid": _PALETTE[4],
+    "sft": PALETTE[0],
+    "grpo": PALETTE[1],
+    "hybrid": PALETTE[4],
 }
 
 #: Hatch per suite role in :func:`forgetting_bars` (target plain, old striped, ood dotted).
@@ -119,7 +119,7 @@ def _colors(names: Sequence[str]) -> dict[str, str]:
         if pinned is not None:
             out[name] = pinned
             used.add(pinned)
-    free = [c for c in _PALETTE if c not in used] or list(_PALETTE)
+    free = [c for c in PALETTE if c not in used] or list(PALETTE)
     i = 0
     for name in names:
         if name not in out:
@@ -128,13 +128,13 @@ def _colors(names: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _new_figure(figsize: tuple[float, float]) -> Figure:
+def new_figure(figsize: tuple[float, float]) -> Figure:
     fig = Figure(figsize=figsize, layout="tight")
     FigureCanvasAgg(fig)  # attaches itself as fig.canvas; no pyplot involved
     return fig
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as PNG at :data:`DPI` (parent folders created), then free its artists."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,13 +181,13 @@ def _split_scores(method: str, item: Any) -> tuple[np.ndarray, np.ndarray]:
     if score_arr.size == 0:
         raise ValueError(f"method {method!r}: no scores")
     try:
-        ids = _as_label_ids(labels, score_arr.size)
+        ids = as_label_ids(labels, score_arr.size)
     except ValueError as exc:
         raise ValueError(f"method {method!r}: {exc}") from exc
     bad = int(np.count_nonzero(~np.isfinite(score_arr)))
     if bad:
         raise ValueError(f"method {method!r}: {bad} non-finite score(s) (NaN/Inf)")
-    bona, spoof = score_arr[ids == _BONAFIDE_ID], score_arr[ids == _SPOOF_ID]
+    bona, spoof = score_arr[ids == BONAFIDE_ID], score_arr[ids == SPOOF_ID]
     if bona.size == 0 or spoof.size == 0:
         raise ValueError(
             f"method {method!r}: needs both bonafide and spoof scores "
@@ -245,7 +245,7 @@ def det_curves(
     with matplotlib.rc_context(STYLE):
         # no set_aspect("equal"): it shrinks the axes after the tight layout has placed the legend
         # below them; the figure size keeps the axes close to square instead
-        fig = _new_figure((5.0, 5.3 + 0.2 * math.ceil(len(names) / 2)))
+        fig = new_figure((5.0, 5.3 + 0.2 * math.ceil(len(names) / 2)))
         ax = fig.add_subplot()
         worst = 0.0
         for name in names:
@@ -290,7 +290,7 @@ def det_curves(
         # Below the axes: inside, any corner can hide a curve (good systems go bottom-left,
         # weak ones top-right), and "best" placement is slow on curves with many points.
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- histograms
@@ -315,11 +315,11 @@ def score_histograms(
         raise ValueError(f"bins must be a positive int, got {bins!r}")
     names = _check_methods(scores_by_method, "scores_by_method")
     split = {name: _split_scores(name, scores_by_method[name]) for name in names}
-    colors = {"bonafide": _PALETTE[4], "spoof": _PALETTE[2]}
+    colors = {"bonafide": PALETTE[4], "spoof": PALETTE[2]}
 
     nrows, ncols = _grid(len(names), 3)
     with matplotlib.rc_context(STYLE):
-        fig = _new_figure((3.6 * ncols, 2.8 * nrows + 0.4))
+        fig = new_figure((3.6 * ncols, 2.8 * nrows + 0.4))
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         for ax, name in zip(axes, names, strict=False):
             bona, spoof = split[name]
@@ -349,7 +349,7 @@ def score_histograms(
         for ax in axes[len(names) :]:
             ax.set_visible(False)
         fig.suptitle(title)
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- training curves
@@ -431,7 +431,7 @@ def training_curves(
 
     nrows, ncols = _grid(len(present), 2)
     with matplotlib.rc_context(STYLE):
-        fig = _new_figure((4.2 * ncols, 2.9 * nrows + 0.4))
+        fig = new_figure((4.2 * ncols, 2.9 * nrows + 0.4))
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         for ax, key in zip(axes, present, strict=False):
             labelled: set[str] = set()
@@ -457,7 +457,7 @@ def training_curves(
         for ax in axes[len(present) :]:
             ax.set_visible(False)
         fig.suptitle(title)
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- forgetting
@@ -544,7 +544,7 @@ def forgetting_bars(
     x = np.arange(n_s)
     label = _METRIC_LABELS.get(metric, metric)
     with matplotlib.rc_context(STYLE):
-        fig = _new_figure((max(4.0, 0.35 * n_m * n_s + 1.8), 3.6))
+        fig = new_figure((max(4.0, 0.35 * n_m * n_s + 1.8), 3.6))
         ax = fig.add_subplot()
         ax.grid(False, axis="x")
         for j, set_name in enumerate(sets):  # background band per role
@@ -583,7 +583,7 @@ def forgetting_bars(
         method_legend = ax.legend(loc="upper left", title="method")
         ax.add_artist(method_legend)
         ax.legend(handles=role_handles, loc="upper right", title="role")
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- heatmap
@@ -633,7 +633,7 @@ def metric_heatmap(
     n_r, n_c = arr.shape
     finite = np.isfinite(arr)
     with matplotlib.rc_context(STYLE):
-        fig = _new_figure((max(3.0, 0.8 * n_c + 2.2), max(2.2, 0.45 * n_r + 1.3)))
+        fig = new_figure((max(3.0, 0.8 * n_c + 2.2), max(2.2, 0.45 * n_r + 1.3)))
         ax = fig.add_subplot()
         ax.grid(False)
         vmin = float(arr[finite].min()) if finite.any() else 0.0
@@ -673,4 +673,4 @@ def metric_heatmap(
             spine.set_visible(False)
         if title:
             ax.set_title(title)
-        return _save(fig, path)
+        return save_figure(fig, path)

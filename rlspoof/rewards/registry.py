@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from rlspoof.configs import ConfigError
+from rlspoof.errors import ConfigError
 from rlspoof.rewards.functions import (
     RewardFunc,
     bind_reward,

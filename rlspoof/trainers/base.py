@@ -1,8 +1,10 @@
 """What every rlspoof trainer shares, on top of ``transformers.Trainer``.
 
 Like TRL's trainers, a method is a ``Trainer`` subclass that implements one loss: here
-``training_loss(model, inputs, logits)``, given the logits of the batch's single policy forward
-pass. This base supplies the forward pass, one dev loss for every method (cross-entropy, so
+``training_loss(model, inputs, outputs)``, given what ``training_forward`` computed on the batch
+(by default ``{"logits": ...}`` of the policy's single forward pass; a method that needs more,
+such as frame logits, or other passes, overrides ``training_forward`` too). Every method's loss
+goes through the same non-finite check and the same dev loss. This base supplies the forward pass, one dev loss for every method (cross-entropy, so
 methods compare), and the audio side: datasets from manifests, the padding collator, fresh crops
 each epoch, ASVspoof metrics on the dev set, and checkpoints saved as ``SpoofPolicy`` folders
 (config + safetensors + metadata) instead of a bare state dict plus a pickled
@@ -18,6 +20,7 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate.utils import gather_object
@@ -38,6 +41,7 @@ from rlspoof.errors import DataError, RlspoofError
 from rlspoof.metrics.drift import sliced_wasserstein
 from rlspoof.metrics.report import compute_metrics_for_trainer
 from rlspoof.models.encoders import count_parameters
+from rlspoof.models.inference import run_batched
 
 
 def load_split(path: str | Path, split: str | None) -> Manifest:
@@ -188,20 +192,15 @@ class EmbeddingDrift(TrainerCallback):
     def __init__(self, trainer: Trainer, n: int):
         self.trainer, self.n = trainer, n
 
-    def _embeddings(self, dataset, model) -> torch.Tensor:
-        batch = AudioCollator()([dataset[i] for i in range(min(self.n, len(dataset)))])
-        device = next(model.parameters()).device
-        return model.embed(batch["input_values"].to(device), batch["attention_mask"].to(device))
+    def _embeddings(self, dataset, policy) -> np.ndarray:
+        waves = [dataset[i]["input_values"].numpy() for i in range(min(self.n, len(dataset)))]
+        return run_batched(policy, waves, policy.embed, batch_size=self.n)
 
     def on_evaluate(self, args, state, control, model=None, **kwargs):
         policy = self.trainer.accelerator.unwrap_model(model)
-        was_training = policy.training
-        policy.eval()
-        with torch.no_grad():
-            train = self._embeddings(self.trainer.train_dataset, policy)
-            dev = self._embeddings(self.trainer.eval_dataset, policy)
-        policy.train(was_training)
-        distance = sliced_wasserstein(train.float().cpu().numpy(), dev.float().cpu().numpy())
+        train = self._embeddings(self.trainer.train_dataset, policy)
+        dev = self._embeddings(self.trainer.eval_dataset, policy)
+        distance = sliced_wasserstein(train.astype(np.float32), dev.astype(np.float32))
         self.trainer.log({"eval_embedding_drift": distance})
 
 
@@ -221,7 +220,8 @@ class SkipNonFiniteSteps(TrainerCallback):
 
 
 class SpoofTrainer(Trainer):
-    """Base trainer for a ``SpoofPolicy``; subclasses implement ``training_loss``."""
+    """Base trainer for a ``SpoofPolicy``; subclasses implement ``training_loss`` (and may
+    override ``training_forward``); none overrides ``compute_loss``."""
 
     def __init__(self, model, args, train_dataset=None, eval_dataset=None, *, recipe_configs=(),
                  train_sampler=None, **kwargs):
@@ -250,16 +250,21 @@ class SpoofTrainer(Trainer):
         """One forward pass of the policy: logits (B, 2), index 0 bonafide, 1 spoof."""
         return model(inputs["input_values"], attention_mask=inputs.get("attention_mask"))
 
-    def training_loss(self, model, inputs, logits) -> torch.Tensor:
+    def training_forward(self, model, inputs) -> dict[str, torch.Tensor]:
+        """The forward pass(es) the method's loss needs, by name."""
+        return {"logits": self.policy_logits(model, inputs)}
+
+    def training_loss(self, model, inputs, outputs: dict) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement training_loss")
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits = self.policy_logits(model, inputs)
         if model.training:
-            loss = self.check_finite(self.training_loss(model, inputs, logits), inputs)
+            outputs = self.training_forward(model, inputs)
+            loss = self.check_finite(self.training_loss(model, inputs, outputs), inputs)
         else:  # the same dev loss for every method, so their curves compare
-            loss = F.cross_entropy(logits.float(), inputs["labels"])
-        return (loss, {"logits": logits}) if return_outputs else loss
+            outputs = {"logits": self.policy_logits(model, inputs)}
+            loss = F.cross_entropy(outputs["logits"].float(), inputs["labels"])
+        return (loss, outputs) if return_outputs else loss
 
     def check_finite(self, loss: torch.Tensor, inputs) -> torch.Tensor:
         """A NaN/Inf loss never reaches the weights: ``nonfinite_loss: error`` stops before the

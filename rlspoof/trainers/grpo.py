@@ -38,8 +38,7 @@ from rlspoof.algos import (
     sample_actions,
     zero_std_fraction,
 )
-from rlspoof.configs import ConfigError
-from rlspoof.errors import RlspoofError
+from rlspoof.errors import ConfigError, RlspoofError
 from rlspoof.rewards import compute_rewards, resolve_rewards
 from rlspoof.trainers.base import SpoofTrainer
 
@@ -426,8 +425,8 @@ class GRPOTrainer(SpoofTrainer):
         self.record_metrics(rollout, logits, inputs["labels"], metrics)
         return loss
 
-    def training_loss(self, model, inputs, logits) -> torch.Tensor:
-        return self.grpo_loss(model, inputs, logits)
+    def training_loss(self, model, inputs, outputs) -> torch.Tensor:
+        return self.grpo_loss(model, inputs, outputs["logits"])
 
     def training_step(self, *args, **kwargs):
         try:

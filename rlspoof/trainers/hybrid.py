@@ -14,7 +14,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import get_scheduler
 
-from rlspoof.configs import ConfigError
+from rlspoof.errors import ConfigError
 from rlspoof.trainers.grpo import GRPOTrainer
 from rlspoof.trainers.sft import sft_loss
 
@@ -118,7 +118,8 @@ class HybridTrainer(GRPOTrainer):
             if frozen is not None:
                 frozen.load_state_dict(policy.state_dict())
 
-    def training_loss(self, model, inputs, logits) -> torch.Tensor:
+    def training_loss(self, model, inputs, outputs) -> torch.Tensor:
+        logits = outputs["logits"]
         weight = self.sft_weight()
         self._metrics["sft_weight"].append(weight)
         loss = logits.new_zeros(())

@@ -25,13 +25,16 @@ class MLDGTrainer(SFTTrainer):
             raise RlspoofError("mldg runs in one process only (its inner step bypasses the DDP wrapper)")
         self._generator = torch.Generator().manual_seed(self.args.seed)
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if not model.training:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+    def training_forward(self, model, inputs) -> dict:
+        """The split of the batch into meta-train and meta-test families; the forward passes
+        run inside the objective, on each part. ERM (one pass) when there is no split."""
         split = mldg_split(inputs["attack"], inputs["labels"], self.args.meta_test_domains, self._generator)
         self._metrics["mldg_erm_fraction"].append(float(split is None))
-        if split is None:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return super().training_forward(model, inputs) if split is None else {"mldg_split": split}
+
+    def training_loss(self, model, inputs, outputs) -> torch.Tensor:
+        if "mldg_split" not in outputs:
+            return super().training_loss(model, inputs, outputs)
         a = self.args
 
         def loss_on(forward, rows):
@@ -41,11 +44,8 @@ class MLDGTrainer(SFTTrainer):
             return sft_loss(logits, inputs["labels"][rows], a.class_weights, a.label_smoothing_factor)
 
         params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-        loss, parts = mldg_objective(model, params, loss_on, *split, alpha=a.meta_lr,
-                                     beta=a.meta_test_weight, first_order=a.first_order)
-        loss = self.check_finite(loss, inputs)
+        loss, parts = mldg_objective(model, params, loss_on, *outputs["mldg_split"], meta_lr=a.meta_lr,
+                                     meta_test_weight=a.meta_test_weight, first_order=a.first_order)
         for key, value in parts.items():
             self._metrics[key].append(value)
-        if return_outputs:
-            raise RlspoofError("mldg computes no logits for the whole batch in training mode")
         return loss

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from rlspoof.data.mixframe import frame_targets
 from rlspoof.errors import RlspoofError
-from rlspoof.trainers.sft import SFTTrainer, sft_loss
+from rlspoof.trainers.sft import SFTTrainer
 
 
 def frame_loss(frame_logits: torch.Tensor, sample_labels: torch.Tensor,
@@ -31,22 +31,24 @@ def frame_loss(frame_logits: torch.Tensor, sample_labels: torch.Tensor,
 class PostTrainer(SFTTrainer):
     """``PostTrainConfig``: utterance cross-entropy + ``frame_loss_weight`` x frame cross-entropy."""
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        weight = self.args.frame_loss_weight
-        if not (model.training and weight > 0):
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+    def training_forward(self, model, inputs) -> dict[str, torch.Tensor]:
+        if self.args.frame_loss_weight <= 0:
+            return super().training_forward(model, inputs)
         if "sample_labels" not in inputs:
             raise RlspoofError("frame_loss_weight > 0 needs mix-frame clips: set mixframe_prob > 0")
-        policy = self.accelerator.unwrap_model(model)
-        if policy.frame_head is None:
+        if self.accelerator.unwrap_model(model).frame_head is None:
             raise RlspoofError("frame_loss_weight > 0 needs a frame head: set frame_head: true")
         logits, frame_logits, frame_mask = model(
             inputs["input_values"], inputs.get("attention_mask"), return_frames=True)
-        utterance = sft_loss(logits, inputs["labels"], self.args.class_weights,
-                             self.args.label_smoothing_factor)
-        frames = frame_loss(frame_logits, inputs["sample_labels"], frame_mask, policy.frame_geometry)
+        return {"logits": logits, "frame_logits": frame_logits, "frame_mask": frame_mask}
+
+    def training_loss(self, model, inputs, outputs) -> torch.Tensor:
+        utterance = super().training_loss(model, inputs, outputs)
+        if "frame_logits" not in outputs:
+            return utterance
+        geometry = self.accelerator.unwrap_model(model).frame_geometry
+        frames = frame_loss(outputs["frame_logits"], inputs["sample_labels"], outputs["frame_mask"], geometry)
         self._metrics["utterance_loss"].append(utterance.item())
         self._metrics["frame_loss"].append(frames.item())
-        loss = self.check_finite(utterance + weight * frames, inputs)
-        return (loss, {"logits": logits}) if return_outputs else loss
+        return utterance + self.args.frame_loss_weight * frames
 

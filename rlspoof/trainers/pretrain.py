@@ -49,6 +49,7 @@ from rlspoof.errors import DataError, RlspoofError
 from rlspoof.metrics import compute_eer
 from rlspoof.models.encoders import EncoderConfig, load_encoder, preset_config
 from rlspoof.models.frontends import install_front_end
+from rlspoof.models.inference import run_batched
 from rlspoof.provenance import run_facts
 from rlspoof.trainers.base import FreshCropsEachEpoch, resume_point, train_resuming
 
@@ -530,38 +531,15 @@ def extract_features(encoder, manifest: Manifest, features: str = "all_layers",
     """
     if features not in PROBE_FEATURES:
         raise ConfigError(f"unknown probe features {features!r}; choose one of: {', '.join(PROBE_FEATURES)}")
-    was_training = encoder.training
-    encoder.eval()
-    device = next(encoder.parameters()).device
     limit = None if max_seconds is None else int(max_seconds * sample_rate)
     waves = []
     for row in manifest:
         wave = load_audio(manifest.audio_path(row), sample_rate)
         waves.append(wave[:limit] if limit is not None else wave)
-    batched = getattr(encoder.config, "feat_extract_norm", "group") == "layer"
-    bucket = max(1, int(bucket_seconds * sample_rate))
-    order = sorted(range(len(waves)), key=lambda i: len(waves[i])) if batched else range(len(waves))
-    step = batch_size if batched else 1
-    pooled = np.zeros((len(waves), encoder.config.hidden_size), dtype=np.float64)
-    try:
-        order = list(order)
-        for start in range(0, len(order), step):
-            idx = order[start:start + step]
-            if not batched:
-                x = torch.from_numpy(waves[idx[0]])[None].to(device)
-                vec = _pool(encoder, x, None, features)
-            else:
-                longest = -(-max(len(waves[i]) for i in idx) // bucket) * bucket
-                x = torch.zeros(len(idx), longest)
-                mask = torch.zeros(len(idx), longest, dtype=torch.long)
-                for j, i in enumerate(idx):
-                    x[j, : len(waves[i])] = torch.from_numpy(waves[i])
-                    mask[j, : len(waves[i])] = 1
-                vec = _pool(encoder, x.to(device), mask.to(device), features)
-            pooled[idx] = vec.double().cpu().numpy()
-    finally:
-        encoder.train(was_training)
-    return pooled
+    if getattr(encoder.config, "feat_extract_norm", "group") == "layer":
+        return run_batched(encoder, waves, lambda x, mask: _pool(encoder, x, mask, features),
+                           batch_size=batch_size, pad_multiple=max(1, int(bucket_seconds * sample_rate)))
+    return run_batched(encoder, waves, lambda x, mask: _pool(encoder, x, None, features), batch_size=1)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, C: float = 1.0, max_iter: int = 500):

@@ -6,7 +6,6 @@ inherit everything else (data, policy building, saving).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from transformers import set_seed
@@ -25,7 +24,7 @@ from rlspoof.configs import (
     read_recipe,
 )
 from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
-from rlspoof.models.policy import CONFIG_NAME, POLICY_FORMAT, WEIGHTS_NAME
+from rlspoof.models.policy import WEIGHTS_NAME, is_policy_folder
 from rlspoof.trainers.base import build_datasets, build_train_sampler, resume_point, train_resuming
 from rlspoof.trainers.grpo import GRPOTrainer
 from rlspoof.trainers.hybrid import HybridTrainer
@@ -40,16 +39,6 @@ METHODS = {
     "posttrain": (PostTrainConfig, PostTrainer),
     "mldg": (MLDGConfig, MLDGTrainer),
 }
-
-
-def is_policy_folder(path: str | Path) -> bool:
-    config = Path(path) / CONFIG_NAME
-    if not config.is_file():
-        return False
-    try:
-        return json.loads(config.read_text()).get("rlspoof_format") == POLICY_FORMAT
-    except (OSError, json.JSONDecodeError):
-        return False
 
 
 def policy_from_arguments(model_args: ModelArguments, data_args: DataArguments) -> SpoofPolicy:

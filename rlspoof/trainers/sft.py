@@ -20,6 +20,6 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor, class_weights=None,
 class SFTTrainer(SpoofTrainer):
     """Cross-entropy with optional class weights and label smoothing (``SFTConfig``)."""
 
-    def training_loss(self, model, inputs, logits) -> torch.Tensor:
-        return sft_loss(logits, inputs["labels"], self.args.class_weights,
+    def training_loss(self, model, inputs, outputs) -> torch.Tensor:
+        return sft_loss(outputs["logits"], inputs["labels"], self.args.class_weights,
                         self.args.label_smoothing_factor)

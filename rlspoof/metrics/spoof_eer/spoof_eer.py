@@ -11,7 +11,7 @@ import evaluate
 from rlspoof.metrics.calibration import cllr
 from rlspoof.metrics.dcf import act_dcf, min_dcf
 from rlspoof.metrics.eer import compute_eer
-from rlspoof.metrics.report import _split
+from rlspoof.metrics.report import split_by_label
 
 _DESCRIPTION = """\
 Spoofing-countermeasure metrics with the ASVspoof 5 evaluation-package conventions: equal error
@@ -63,7 +63,7 @@ class SpoofEER(evaluate.Metric):
         )
 
     def _compute(self, predictions, references):
-        scores, is_bona, is_spoof = _split(predictions, references)
+        scores, is_bona, is_spoof = split_by_label(predictions, references)
         bona, spoof = scores[is_bona], scores[is_spoof]
         return {
             "eer": compute_eer(bona, spoof)[0],
