@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 
-.PHONY: install test demo medium bench lint clean
+.PHONY: install test test-fast demo medium bench lint clean
 
 install: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 
 test: install
 	$(BIN)/python -m pytest
+
+# The edit loop: everything but the tests marked slow (training 20+ steps, or processes).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 # The demo pipeline of the source papers, as make dependencies (each stage reruns only when its
 # inputs change), on the built-in SYNTHETIC corpus:

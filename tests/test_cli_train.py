@@ -126,6 +126,7 @@ def test_pretrain_refuses_to_replace_an_encoder_without_overwrite(tiny_corpus, t
     assert runner.invoke(app, ["pretrain", str(recipe), "--overwrite"]).exit_code == 0
 
 
+@pytest.mark.slow
 def test_a_real_cpu_run_exits_cleanly_without_noise_or_leftovers(tiny_corpus, tmp_path):
     """The process as a user runs it: exit codes from main(), no pin_memory warning, no
     traceback, and no empty .partial folder left behind. (DeepSpeed's "Setting accelerator to

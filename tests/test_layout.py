@@ -13,6 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "rlspoof"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["rlspoof.rewards", "rlspoof.algos", "rlspoof.metrics", "rlspoof.errors"])
 def test_pure_maths_imports_no_model_stack(module):
     """Rewards, advantages, losses and metrics are plain torch/numpy: importing them must not

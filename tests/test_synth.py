@@ -34,6 +34,7 @@ def _audio(folder, manifest):
     return {r.utt_id: load_audio(folder / r.path) for r in manifest}
 
 
+@pytest.mark.slow
 def test_same_seed_same_corpus_whatever_the_worker_count(tiny_corpus, tmp_path):
     folder, manifest = tiny_corpus
     again = build_corpus(tmp_path / "again", size="tiny", seed=7, n_jobs=1)

@@ -101,6 +101,7 @@ def _recipe(tmp_path, corpus, **overrides) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_checkpoints_are_renamed_into_place_and_a_partial_one_is_never_resumed(tiny_corpus, tmp_path):
     folder, _ = tiny_corpus
     out = train_from_recipe(_recipe(tmp_path, folder, max_steps=20))

@@ -114,6 +114,7 @@ def test_one_policy_forward_per_micro_batch_and_a_frozen_reference(tiny_corpus, 
 # ------------------------------------------------------------------------------- learning
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", ["exact", "sampled"])
 def test_grpo_raises_the_mean_reward_on_the_train_split(tiny_corpus, tmp_path, estimator):
     # Measured over seeds 0-4 and both estimators: the mean reward of logs 1-2 is 0.48-0.52,
@@ -129,6 +130,7 @@ def test_grpo_raises_the_mean_reward_on_the_train_split(tiny_corpus, tmp_path, e
     assert sum(accuracy[-2:]) > sum(accuracy[:2]), accuracy
 
 
+@pytest.mark.slow
 def test_kl_stays_bounded_and_a_larger_beta_keeps_the_policy_closer(tiny_corpus, tmp_path):
     train = _split(tiny_corpus, "train")
     kl = {}

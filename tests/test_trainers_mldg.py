@@ -40,6 +40,7 @@ def _recipe(tmp_path, corpus, start, **overrides):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first_order", [False, True])
 def test_mldg_lora_trains_only_adapters_and_head_and_reloads(tiny_corpus, tmp_path, saved_policy, first_order):
     folder, _ = tiny_corpus

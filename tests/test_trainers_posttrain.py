@@ -43,6 +43,7 @@ def test_frame_loss_is_zero_for_confident_right_frames_and_ignores_masked_ones()
     assert frame_loss(wrong_second, labels, torch.tensor([[1, 0]])).item() < 1e-6
 
 
+@pytest.mark.slow
 def test_posttrain_with_mix_frame_lowers_both_losses_and_saves_the_frame_head(tiny_corpus, tmp_path):
     folder, _ = tiny_corpus
     out = train_from_recipe(_recipe(tmp_path, folder, max_steps=120, logging_steps=10, eval_steps=120))

@@ -44,6 +44,7 @@ def test_sft_loss_matches_cross_entropy_and_weights_shift_it():
     assert smoothed > plain  # smoothing penalises the confident correct rows
 
 
+@pytest.mark.slow
 def test_sft_fits_a_few_utterances_and_saves_a_loadable_policy(tiny_corpus, tmp_path):
     folder, manifest = tiny_corpus
     # both classes (the first 8 train rows are all bonafide: a constant fits those)

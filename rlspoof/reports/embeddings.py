@@ -78,9 +78,8 @@ def embed_manifest(
     for start in range(0, len(order), chunk):
         idx = order[start:start + chunk]
         waves = [dataset[i]["input_values"].numpy() for i in idx]
-        out[idx] = run_batched(policy, waves, policy.embed, batch_size=batch_size)
-        if progress:
-            progress(start + len(idx), len(order))
+        out[idx] = run_batched(policy, waves, policy.embed, batch_size=batch_size,
+                               progress=progress and (lambda n, _, done=start: progress(done + n, len(order))))
     return out
 
 
