@@ -6,9 +6,10 @@ gradient step on the meta-train loss, and optimise
 
     F(theta) = L_train(theta) + w * L_test(theta - a * grad L_train(theta))
 
-with a = ``meta_lr`` and w = ``meta_test_weight`` (Li et al.'s alpha and beta), so that an update which helps the seen families must also help a held-out one. The
-second-order term (through grad L_train) is kept unless ``first_order`` (then the inner gradient
-is a constant and dF = dL_train(theta) + w * dL_test(theta')).
+with a = ``meta_lr`` and w = ``meta_test_weight`` (Li et al.'s alpha and beta), so that an
+update which helps the seen families must also help a held-out one. The second-order term
+(through grad L_train) is kept unless ``first_order`` (then the inner gradient is a constant and
+dF = dL_train(theta) + w * dL_test(theta')).
 """
 
 from __future__ import annotations

@@ -160,9 +160,9 @@ def tiny_encoder_config(family: str = "wav2vec2", **overrides: Any) -> Pretraine
 
 _LOGSPEC_FRONT_END = {"type": "logspec2d", "channels": 16, "frequency": "flatten"}
 #: The demo's detector (issue 12): the tiny transformer, widened to 128, over a 2D-conv log
-#: spectrogram front end (``rlspoof.models.frontends``; 0.6 M parameters, 25 frames/s) whose
-#: maps keep their frequency axis (flattened into the feature projection; pooled over
-#: frequency, eval EER 8-18 % against 9-13 % over three seeds, benchmarks/results/frontend_sweep.json).
+#: spectrogram front end (``rlspoof.models.frontends``; 0.48 M parameters, 25 frames/s) whose
+#: maps keep their frequency axis (``frequency: flatten``: each frame's maps over all bins
+#: through one linear layer; see benchmarks/results/frontend_sweep.json).
 _TINY_LOGSPEC: dict[str, Any] = {
     "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
     FRONT_END_KEY: _LOGSPEC_FRONT_END, **front_end_geometry(_LOGSPEC_FRONT_END),
