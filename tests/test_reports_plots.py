@@ -1,4 +1,6 @@
-"""Report figures: each function writes a readable PNG and rejects bad input clearly.
+"""Report figures: each function writes a readable PNG of what it was given (the ``drawn``
+fixture reads the figure's axes, curves, bars and images just before it is saved) and
+rejects bad input clearly.
 
 Kept light (small arrays, small figures) - the whole module runs in a few seconds.
 """
@@ -31,6 +33,30 @@ def _assert_png(path, min_side=150):
     return width, height
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """Each saved figure as a list of its axes: title, labelled curves (label -> (x, y)),
+    bar heights and image arrays, read just before ``save_figure`` clears it."""
+    import rlspoof.reports.plots as plots
+
+    figures = []
+    save = plots.save_figure
+
+    def spy(fig, path):
+        figures.append([{
+            "title": ax.get_title(),
+            "curves": {line.get_label(): (np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float))
+                       for line in ax.get_lines() if not line.get_label().startswith("_")},
+            "bars": [float(p.get_height()) for p in ax.patches if hasattr(p, "get_height")],
+            "n_polygons": sum(type(p).__name__ == "Polygon" for p in ax.patches),
+            "images": [np.ma.asarray(im.get_array()) for im in ax.get_images()],
+        } for ax in fig.axes])
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "save_figure", spy)
+    return figures
+
+
 def _scored(seed, shift=2.0, n_bona=60, n_spoof=140, string_labels=False):
     rng = np.random.default_rng(seed)
     scores = np.concatenate([rng.normal(shift, 1.0, n_bona), rng.normal(-shift, 1.0, n_spoof)])
@@ -53,7 +79,7 @@ def scored():
 # --------------------------------------------------------------------------- DET
 
 
-def test_det_curves_writes_png_with_eer_legend(tmp_path, scored, monkeypatch):
+def test_det_curves_writes_png_with_eer_legend(tmp_path, scored, monkeypatch, drawn):
     import sys
 
     from matplotlib.axes import Axes
@@ -76,6 +102,12 @@ def test_det_curves_writes_png_with_eer_legend(tmp_path, scored, monkeypatch):
     eer = compute_eer_from_labels(*scored["grpo"])[0]
     assert f"grpo (EER {100 * eer:.1f}%)" in seen
     assert len(seen) == 3
+    [axes] = drawn[0]
+    assert sorted(axes["curves"]) == sorted(seen)  # one DET curve per method, nothing else labelled
+    for x, y in axes["curves"].values():
+        # a DET curve (probit axes): as the threshold rises, the false-alarm axis falls and the
+        # miss axis rises, never back
+        assert len(x) > 10 and np.all(np.diff(x) <= 1e-9) and np.all(np.diff(y) >= -1e-9)
     # no pyplot: nothing may pile up in its figure registry
     if "matplotlib.pyplot" in sys.modules:
         assert sys.modules["matplotlib.pyplot"].get_fignums() == []
@@ -107,10 +139,20 @@ def test_two_class_plots_reject_bad_input(tmp_path, fn):
 # --------------------------------------------------------------------------- histograms
 
 
-def test_score_histograms_two_methods(tmp_path, scored):
+def test_score_histograms_two_methods(tmp_path, scored, drawn):
+    from rlspoof.metrics.eer import compute_eer_from_labels
+
     two = {"sft": scored["sft"], "grpo": scored["grpo"]}
     width, height = _assert_png(score_histograms(two, tmp_path / "h.png", "hist"))
     assert width > height  # two panels side by side
+    panels = drawn[0]
+    assert [p["title"].split(" (")[0] for p in panels] == ["sft", "grpo"]
+    for panel, (scores, labels) in zip(panels, two.values(), strict=True):
+        assert panel["n_polygons"] == 2  # a bonafide and a spoof histogram
+        eer, threshold = compute_eer_from_labels(scores, labels)
+        [(x, _)] = panel["curves"].values()  # the EER threshold, drawn where it is
+        np.testing.assert_allclose(x, threshold)
+        assert f"EER {100 * eer:.1f}%" in panel["title"]
 
 
 def test_score_histograms_single_method_all_equal_scores(tmp_path):
@@ -149,7 +191,7 @@ def titles(monkeypatch):
     return seen
 
 
-def test_training_curves_seed_runs_and_absent_keys(tmp_path, titles):
+def test_training_curves_seed_runs_and_absent_keys(tmp_path, titles, drawn):
     histories = {
         "sft/seed0": _history(4, reward=False),
         "sft/seed1": _history(4, reward=False, offset=0.1),
@@ -159,6 +201,11 @@ def test_training_curves_seed_runs_and_absent_keys(tmp_path, titles):
     out = training_curves(histories, tmp_path / "t.png", keys=("loss", "kl", "absent"))
     _assert_png(out)
     assert titles == ["loss", "kl"]  # "absent" skipped, no empty panel
+    loss, kl = drawn[0]
+    assert set(loss["curves"]) == {"sft", "grpo", "hybrid"} and set(kl["curves"]) == {"grpo", "hybrid"}
+    steps, values = kl["curves"]["hybrid"]  # the logged values at their steps
+    np.testing.assert_allclose(steps, [1, 2, 3])
+    np.testing.assert_allclose(values, [0.01, 0.02, 0.03])
 
 
 def test_training_curves_single_run_skips_keys_it_did_not_log(tmp_path, titles):
@@ -199,7 +246,7 @@ def _report(offset):
     return forgetting_report(before, after, ROLES)
 
 
-def test_forgetting_bars_two_methods_pp_label(tmp_path, monkeypatch):
+def test_forgetting_bars_two_methods_pp_label(tmp_path, monkeypatch, drawn):
     from matplotlib.axes import Axes
 
     labels = []
@@ -213,6 +260,9 @@ def test_forgetting_bars_two_methods_pp_label(tmp_path, monkeypatch):
     report = {"sft": _report(0.06), "grpo": _report(0.01)}
     _assert_png(forgetting_bars(report, tmp_path / "f.png"))
     assert labels == ["Δ EER (pp), + = worse"]
+    # one bar per method and set, its height the change in pp (legend swatches have height 1)
+    heights = [h for h in drawn[0][0]["bars"] if h != 1.0]
+    np.testing.assert_allclose(heights, [-5, 6, -2, 11, -5, 1, -2, 6], atol=1e-9)
 
 
 def test_forgetting_bars_single_method_other_metric(tmp_path):
@@ -243,9 +293,12 @@ def test_forgetting_bars_rejects_bad_input(tmp_path):
 # --------------------------------------------------------------------------- heatmap
 
 
-def test_metric_heatmap_matrix_with_nan_and_single_cell(tmp_path):
+def test_metric_heatmap_matrix_with_nan_and_single_cell(tmp_path, drawn):
     R = np.array([[5.0, 20.0, np.nan], [6.0, 4.0, 30.0], [9.0, 5.0, 3.0]])
     _assert_png(metric_heatmap(R, ["s0", "s1", "s2"], ["t0", "t1", "t2"], tmp_path / "r.png", "R"))
+    [image] = drawn[0][0]["images"]
+    assert image.mask[0, 2] and not image.mask[np.isfinite(R)].any()  # NaN cells left blank
+    np.testing.assert_allclose(image.filled(np.nan), R)
     _assert_png(metric_heatmap([[1.234]], ["grpo"], ["asv5"], tmp_path / "one.png", fmt="{:.2f}"))
 
 
