@@ -9,8 +9,8 @@ anti-spoofing CNNs), pooled over frequency into frames for the same transformer,
 map fired gave 9-13 %, and 3.6 % with twice the steps and training data
 (``benchmarks/results/frontend_sweep.json``). transformers has no such front end for its SSL
 encoders, so it is written here and installed as the encoder's ``feature_extractor``:
-everything after it (feature projection, SpecAugment masking, positional convolution, transformer, wav2vec 2.0
-pre-training and its quantiser) is the family's own code.
+everything after it (feature projection, SpecAugment masking, positional convolution,
+transformer, wav2vec 2.0 pre-training and its quantiser) is the family's own code.
 
 The front end is part of the config (``rlspoof_front_end``, saved in ``config.json``), so a
 saved encoder or policy rebuilds it; rlspoof's loaders install it before the weights load.
@@ -41,10 +41,10 @@ class LogSpecConv2d(nn.Module):
     conv blocks (GELU; two 2x2 max-pools), then either the mean and the max over frequency
     (``frequency="pool"``) or, per frame, the maps over all frequencies through one linear
     layer (``"flatten"``, the tiny-logspec preset). No batch norm: GRPO scores the same input
-    in train mode and in eval mode (its reference) and the two
-    must agree. The geometry is that of a two-layer conv stack with kernels (512, 4) and strides
-    (160, 4), which the encoder's config must declare (``front_end_geometry``) so that its
-    frame counts and attention masks match.
+    in train mode and in eval mode (its reference) and the two must agree. The geometry is
+    that of a two-layer conv stack with kernels (512, 4) and strides (160, 4), which the
+    encoder's config must declare (``front_end_geometry``) so that its frame counts and
+    attention masks match.
     """
 
     N_FFT, WINDOW, HOP, TIME_POOL = 512, 400, 160, 4

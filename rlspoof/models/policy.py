@@ -74,6 +74,8 @@ __all__ = [
 
 POLICY_FORMAT = "rlspoof-spoof-policy"
 CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
 
 
 def is_policy_folder(path: str | Path) -> bool:
@@ -85,8 +87,6 @@ def is_policy_folder(path: str | Path) -> bool:
         return json.loads(config.read_text()).get("rlspoof_format") == POLICY_FORMAT
     except (OSError, json.JSONDecodeError):
         return False
-WEIGHTS_NAME = "model.safetensors"
-_PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
 
 
 @dataclass

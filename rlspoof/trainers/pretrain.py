@@ -516,7 +516,6 @@ def _pool(encoder, values: torch.Tensor, attention: torch.Tensor | None, feature
     return (states * frames[..., None]).sum(dim=1) / frames.sum(dim=1, keepdim=True).clamp(min=1)
 
 
-@torch.no_grad()
 def extract_features(encoder, manifest: Manifest, features: str = "all_layers",
                      sample_rate: int = DEFAULT_SAMPLE_RATE, max_seconds: float | None = None,
                      batch_size: int = 16, bucket_seconds: float = 0.5) -> np.ndarray:
