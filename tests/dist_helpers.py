@@ -141,9 +141,9 @@ def gather_check(out: Path) -> None:
         "world_size": accelerator.num_processes, "rewards": rewards.tolist(),
         "rows": rows.tolist(), "own": [own.start, own.stop],
         "advantages": advantages.tolist()}))
-    from rlspoof.cli import close_process_group
+    from rlspoof.cli import exit_process
 
-    close_process_group()  # or the process may abort at exit (see close_process_group)
+    exit_process(0)  # or the process may abort at exit (see exit_process)
 
 
 def main(argv: list[str]) -> None:

@@ -166,3 +166,85 @@ def test_drift_alerts_on_a_shifted_score_distribution_only(tmp_path):
     assert loud.exit_code == 1 and '"alert": true' in loud.output
     unset = runner.invoke(app, ["drift", "--reference", str(ref), "--incoming", str(moved)])
     assert isinstance(unset.exception, RlspoofError)
+
+
+# ------------------------------------------------------------------------- exit codes
+
+
+class _Exited(Exception):
+    pass
+
+
+@pytest.fixture
+def process_group(tmp_path, monkeypatch):
+    """A one-rank gloo group, as a distributed launch leaves it, and an ``os._exit`` that
+    records its code instead of ending the test process."""
+    import os
+
+    import torch.distributed as dist
+
+    codes = []
+
+    def record_exit(code):
+        codes.append(code)
+        raise _Exited
+
+    monkeypatch.setattr(os, "_exit", record_exit)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    yield codes
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(("argv", "code"), [
+    (["accelerate-config", "cpu_ddp"], 0),
+    (["accelerate-config", "no_such_config"], 2),  # an RlspoofError
+    (["no-such-command"], 2),  # typer's usage error
+])
+def test_main_exits_with_the_documented_code(monkeypatch, argv, code):
+    from rlspoof.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["rlspoof", *argv])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == code
+
+
+@pytest.mark.parametrize(("argv", "code"), [
+    (["accelerate-config", "cpu_ddp"], 0), (["accelerate-config", "no_such_config"], 2)])
+def test_a_distributed_rank_closes_its_group_and_skips_teardown(process_group, monkeypatch,
+                                                                argv, code):
+    """The rank leaves by os._exit with the same code (libtorch's destructors can abort it)."""
+    import torch.distributed as dist
+
+    from rlspoof.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["rlspoof", *argv])
+    with pytest.raises(_Exited):
+        main()
+    assert process_group == [code]
+    assert not dist.is_initialized()
+
+
+def test_a_message_exit_prints_it_and_exits_1_under_a_group(process_group, capsys):
+    from rlspoof.cli import exit_process
+
+    with pytest.raises(_Exited):
+        exit_process("stopped: no trials")
+    assert process_group == [1]
+    assert "stopped: no trials" in capsys.readouterr().err
+
+
+def test_a_bug_keeps_its_traceback_and_still_closes_the_group(process_group, monkeypatch):
+    import torch.distributed as dist
+
+    from rlspoof import cli
+
+    def broken():
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "app", broken)
+    with pytest.raises(ZeroDivisionError):
+        cli.main()
+    assert process_group == [] and not dist.is_initialized()
