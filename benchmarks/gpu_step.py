@@ -223,7 +223,7 @@ def grpo_step(policy, inputs, opt, s: dict) -> torch.Tensor:
         extra["sampling_logp"] = logp.detach()  # the current policy drew the actions
     loss, _ = grpo_loss(logp, old_logp, advantages, ref_logp=ref_logp, beta=s["beta"],
                         epsilon_low=g["epsilon"], epsilon_high=g["epsilon_high"],
-                        loss_type=g["loss_type"], clip=g["use_clipping"], **extra)
+                        policy_loss="clipped" if g["use_clipping"] else "unclipped", **extra)
     loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)

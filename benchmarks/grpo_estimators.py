@@ -108,7 +108,8 @@ def loss_gradient(logits: torch.Tensor, actions: torch.Tensor, advantages: torch
     z = logits.detach().requires_grad_(True)
     logp = action_log_probs(z, actions, cfg.temperature)
     loss, _ = grpo_loss(logp, logp.detach(), advantages, beta=cfg.beta, epsilon_low=cfg.epsilon,
-                        epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type, clip=cfg.use_clipping,
+                        epsilon_high=cfg.epsilon_high,
+                        policy_loss="clipped" if cfg.use_clipping else "unclipped",
                         sample_weights=sample_weights)
     (grad,) = torch.autograd.grad(loss, z)
     return grad

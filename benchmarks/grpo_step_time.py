@@ -102,7 +102,7 @@ class RepeatInputGRPOTrainer(GRPOTrainer):
                                       eps=args.advantage_eps)
         loss, metrics = grpo_objective(
             logp, logp.detach(), advantages, epsilon_low=args.epsilon, epsilon_high=args.epsilon_high,
-            loss_type=args.loss_type, clip=args.use_clipping,
+            policy_loss="clipped" if args.use_clipping else "unclipped",
         )
         rollout = Rollout(utt_ids=list(columns.get("utt_id", [])), actions=actions, sample_weights=None,
                           old_logp=logp.detach(), rewards=rewards, rewards_per_func=per_func,

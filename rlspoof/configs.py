@@ -19,6 +19,8 @@ from pathlib import Path
 import yaml
 from transformers import TrainingArguments
 
+from rlspoof.algos import CENTERS, LOSS_TYPES, SCALES
+from rlspoof.data.mixframe import MIX_MODES
 from rlspoof.errors import ConfigError, RlspoofError
 
 
@@ -211,7 +213,7 @@ class DataArguments:
         lo_hi = list(self.mixframe_span_seconds)
         if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
             raise ConfigError(f"mixframe_span_seconds must be [min, max] with 0 < min <= max, got {lo_hi}")
-        _one_of("mixframe_mode", self.mixframe_mode, ("splice", "blend"))
+        _one_of("mixframe_mode", self.mixframe_mode, MIX_MODES)
         check_positive("mix_temperature", self.mix_temperature)
         if self.mix_weights is not None and not self.mix_by:
             raise ConfigError("mix_weights needs mix_by (the manifest column the weights are keyed by)")
@@ -342,8 +344,9 @@ class GRPOConfig(SFTConfig):
     advantage_eps: float = field(
         default=1e-4, metadata={"help": "Added to the std (TRL 1e-4; the published method 1e-5)."})
     loss_type: str = field(
-        default="dapo", metadata={"help": "grpo | bnpo | dr_grpo | dapo (TRL; equal for one decision "
-                                          "per utterance)."})
+        default="dapo", metadata={"help": "grpo | bnpo | dr_grpo | dapo: TRL's token aggregations, "
+                                          "accepted for TRL recipes; with one decision per utterance "
+                                          "all four are the mean over decisions."})
     epsilon: float = field(default=0.2, metadata={"help": "Lower clipping range of the ratio."})
     epsilon_high: float | None = field(
         default=None, metadata={"help": "Upper clipping range (None: = epsilon; DAPO uses 0.28)."})
@@ -391,9 +394,9 @@ class GRPOConfig(SFTConfig):
         if isinstance(self.scale_rewards, bool):  # TRL accepts booleans: True = group, False = none
             self.scale_rewards = "group" if self.scale_rewards else "none"
         _one_of("estimator", self.estimator, ("sampled", "exact"))
-        _one_of("scale_rewards", self.scale_rewards, ("group", "batch", "none"))
-        _one_of("advantage_center", self.advantage_center, ("group", "batch", "none"))
-        _one_of("loss_type", self.loss_type, ("grpo", "bnpo", "dr_grpo", "dapo"))
+        _one_of("scale_rewards", self.scale_rewards, SCALES)
+        _one_of("advantage_center", self.advantage_center, CENTERS)
+        _one_of("loss_type", self.loss_type, LOSS_TYPES)
         _one_of("rollout_policy", self.rollout_policy, ("old", "current"))
         _one_of("batch_scope", self.batch_scope, ("accumulation", "micro_batch"))
         if not self._has_cross_entropy:  # silently ignored before: a recipe would mean nothing

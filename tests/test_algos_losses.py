@@ -1,4 +1,5 @@
-"""GRPO loss: hand-computed aggregations, clipping boundaries, k3 KL, and exact mode vs sampling."""
+"""GRPO loss: hand-computed values, its registered pieces, clipping boundaries, k3 KL, and exact
+mode vs sampling."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ import torch.nn.functional as F
 from torch.distributions import Categorical, kl_divergence
 
 from rlspoof.algos import (
-    LOSS_TYPES,
+    POLICY_LOSSES,
     action_log_probs,
     all_actions,
+    clip_fractions,
+    decision_weights,
     exact_kl,
     group_advantages,
     grpo_loss,
+    k3_kl,
+    register_policy_loss,
     sample_actions,
 )
 
@@ -31,102 +36,72 @@ def _logp_from_ratios(ratios) -> tuple[torch.Tensor, torch.Tensor]:
     return (old + r.log()).requires_grad_(), old
 
 
-# Segment-level example: B=1, G=2, T=3; sequence 1 has one valid token. The padded tokens
-# hold ratios (0.1, with A<0) that would change both the loss and the clip metrics if counted.
-RAGGED_RATIOS = [[[1.1, 0.7, 1.5], [0.9, 0.1, 0.1]]]
-RAGGED_ADV = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
-RAGGED_MASK = torch.tensor([[[1, 1, 1], [1, 0, 0]]])
-# Per-token losses, eps 0.2: A=1: -min(1.1, 1.1) = -1.1; -min(0.7, 0.8) = -0.7;
-# -min(1.5, 1.2) = -1.2.  A=-2: -min(-1.8, -1.8) = 1.8.  Sums: -3.0 (3 tokens), 1.8 (1 token).
-RAGGED_EXPECTED = {
-    "grpo": (-3.0 / 3 + 1.8 / 1) / 2,  # 0.4: mean of per-sequence means
-    "bnpo": (-3.0 + 1.8) / 4,  # -0.3: per valid token
-    "dr_grpo": (-3.0 + 1.8) / (1 * 2 * 3),  # -0.2: per padded slot
-    "dapo": (-3.0 + 1.8) / 4,  # -0.3: num_items=None -> local valid-token count
-}
+# Utterance-level example: B=2, G=2.
+FLAT_RATIOS = [[1.1, 0.7], [1.5, 0.9]]
+FLAT_ADV = torch.tensor([[1.0, 1.0], [1.0, -2.0]], dtype=torch.float64)
+# Losses, eps 0.2: -min(1.1, 1.1) = -1.1; -min(0.7, 0.8) = -0.7; -min(1.5, 1.2) = -1.2;
+# A=-2: -min(-1.8, -1.8) = 1.8 -> mean -0.3.
 
 
-@pytest.mark.parametrize("loss_type", LOSS_TYPES)
-def test_segment_level_aggregation_hand_computed(loss_type):
-    logp, old = _logp_from_ratios(RAGGED_RATIOS)
-    loss, metrics = grpo_loss(logp, old, RAGGED_ADV, loss_type=loss_type, mask=RAGGED_MASK)
-    assert loss.item() == pytest.approx(RAGGED_EXPECTED[loss_type], abs=1e-9)
-    # Metrics count valid tokens only: 1.5 is high-clipped (A>0); the padded 0.1s are ignored.
-    assert metrics["clip_ratio/high_mean"] == pytest.approx(0.25)
+def test_hand_computed_loss_and_metrics():
+    logp, old = _logp_from_ratios(FLAT_RATIOS)
+    loss, metrics = grpo_loss(logp, old, FLAT_ADV)
+    assert loss.item() == pytest.approx(-0.3, abs=1e-9)
+    assert metrics["clip_ratio/high_mean"] == pytest.approx(0.25)  # 1.5 with A > 0
     assert metrics["clip_ratio/low_mean"] == 0.0
     assert metrics["clip_ratio/region_mean"] == pytest.approx(0.25)
     assert metrics["ratio_mean"] == pytest.approx((1.1 + 0.7 + 1.5 + 0.9) / 4)
     assert "kl" not in metrics  # no reference: omitted, as TRL does (not logged as 0)
 
 
-def test_dapo_uses_the_global_token_count():
-    logp, old = _logp_from_ratios(RAGGED_RATIOS)
-    for num_items, expected in [(6, -1.2 / 6), (12.0, -1.2 / 12), (torch.tensor(8.0), -1.2 / 8)]:
-        loss, _ = grpo_loss(logp, old, RAGGED_ADV, mask=RAGGED_MASK, num_items=num_items)
-        assert loss.item() == pytest.approx(expected, abs=1e-9)
-
-
-def test_broadcast_mask_and_per_token_advantages():
-    """(B, 1, T) mask; (B, G, T) advantages equal to the broadcast (B, G) ones give the same loss."""
-    logp, old = _logp_from_ratios([[[1.1, 0.7, 1.5], [0.9, 5.0, 9.0]]])
-    mask = torch.tensor([[[1, 1, 0]]])
-    # Tokens: -1.1, -0.7 | 1.8, -min(-10, -2.4) = 10.  Per sequence: -0.9 and 5.9.
-    loss, _ = grpo_loss(logp, old, RAGGED_ADV, mask=mask, loss_type="grpo")
-    assert loss.item() == pytest.approx((-0.9 + 5.9) / 2)
-    loss_dr, _ = grpo_loss(logp, old, RAGGED_ADV, mask=mask, loss_type="dr_grpo")
-    assert loss_dr.item() == pytest.approx((-1.8 + 11.8) / 6)
-    per_token_adv = RAGGED_ADV.unsqueeze(-1).expand(1, 2, 3)
-    loss_tok, _ = grpo_loss(logp, old, per_token_adv, mask=mask, loss_type="grpo")
-    assert loss_tok.item() == pytest.approx(loss.item())
-
-
-# Utterance-level example: B=2, G=2 (T=1).
-FLAT_RATIOS = [[1.1, 0.7], [1.5, 0.9]]
-FLAT_ADV = torch.tensor([[1.0, 1.0], [1.0, -2.0]], dtype=torch.float64)
-# Losses: -1.1, -0.7, -1.2, 1.8 -> mean -0.3.
-
-
-@pytest.mark.parametrize("loss_type", LOSS_TYPES)
-def test_utterance_level_all_loss_types_coincide(loss_type):
+def test_the_pieces_compose_into_grpo_loss():
+    """The registered surrogate, k3 and the decision weights are the loss, term by term."""
     logp, old = _logp_from_ratios(FLAT_RATIOS)
-    loss, metrics = grpo_loss(logp, old, FLAT_ADV, loss_type=loss_type)
-    assert loss.item() == pytest.approx(-0.3, abs=1e-9)
-    assert metrics["clip_ratio/high_mean"] == pytest.approx(0.25)
-    # The same decisions written as (B, G, 1) give the same value.
-    loss3, _ = grpo_loss(logp.unsqueeze(-1), old.unsqueeze(-1), FLAT_ADV, loss_type=loss_type)
-    assert loss3.item() == pytest.approx(-0.3, abs=1e-9)
+    ref = torch.tensor([[-0.1, -1.0], [-0.9, -0.2]], dtype=torch.float64)
+    ratio = torch.exp(logp - old)
+    weights = decision_weights(logp.shape, dtype=torch.float64)
+    assert weights.sum().item() == pytest.approx(1.0) and torch.all(weights == 0.25)
+    surrogate = POLICY_LOSSES["clipped"](ratio, FLAT_ADV, 0.2, 0.2)
+    torch.testing.assert_close(surrogate, torch.tensor([[-1.1, -0.7], [-1.2, 1.8]],
+                                                       dtype=torch.float64))
+    kl = k3_kl(logp, ref, sampling_logp=old)  # corrected by pi / mu = the ratio
+    delta = ref - logp.detach()
+    torch.testing.assert_close(kl.detach(), ratio.detach() * (delta.exp() - delta - 1))
+    loss, metrics = grpo_loss(logp, old, FLAT_ADV, ref_logp=ref, beta=0.5)
+    assert loss.item() == pytest.approx(((surrogate + 0.5 * kl) * weights).sum().item())
+    assert metrics["kl"] == pytest.approx(kl.mean().item())
+    assert clip_fractions(ratio, FLAT_ADV, 0.2, 0.2, weights)["clip_ratio/high_mean"] == 0.25
 
 
-def test_utterance_level_mask():
-    logp, old = _logp_from_ratios(FLAT_RATIOS)
-    mask = torch.tensor([[1, 1], [1, 0]])
-    bnpo, _ = grpo_loss(logp, old, FLAT_ADV, mask=mask, loss_type="bnpo")
-    assert bnpo.item() == pytest.approx((-1.1 - 0.7 - 1.2) / 3)
-    grpo, _ = grpo_loss(logp, old, FLAT_ADV, mask=mask, loss_type="grpo")
-    assert grpo.item() == pytest.approx((-1.1 - 0.7 - 1.2) / 4)  # TRL: empty sequences count
+def test_a_registered_policy_loss_is_used_by_name():
+    @register_policy_loss("test_linear")
+    def linear(ratio, advantages, epsilon_low, epsilon_high):
+        return -(ratio - 1.0) * advantages
+
+    try:
+        logp, old = _logp_from_ratios(FLAT_RATIOS)
+        loss, _ = grpo_loss(logp, old, FLAT_ADV, policy_loss="test_linear")
+        assert loss.item() == pytest.approx(-(0.1 - 0.3 + 0.5 + 0.2) / 4)
+        with pytest.raises(ValueError, match="already registered"):
+            register_policy_loss("test_linear")(linear)
+    finally:
+        del POLICY_LOSSES["test_linear"]
+    with pytest.raises(ValueError, match="clipped, unclipped"):
+        grpo_loss(logp, old, FLAT_ADV, policy_loss="test_linear")
 
 
 def test_sample_weights_hand_computed():
     w_flat = torch.tensor([[0.5, 0.5], [0.9, 0.1]], dtype=torch.float64)
     logp, old = _logp_from_ratios(FLAT_RATIOS)
-    for loss_type in LOSS_TYPES:
-        loss, _ = grpo_loss(logp, old, FLAT_ADV, sample_weights=w_flat, loss_type=loss_type)
-        # mean_b sum_g w l = ((-1.1 - 0.7) / 2 + (0.9 * -1.2 + 0.1 * 1.8)) / 2
-        assert loss.item() == pytest.approx(-0.9, abs=1e-9)
+    loss, _ = grpo_loss(logp, old, FLAT_ADV, sample_weights=w_flat)
+    # mean_b sum_g w l = ((-1.1 - 0.7) / 2 + (0.9 * -1.2 + 0.1 * 1.8)) / 2
+    assert loss.item() == pytest.approx(-0.9, abs=1e-9)
     # Uniform weights reproduce the unweighted loss.
     uniform, _ = grpo_loss(logp, old, FLAT_ADV, sample_weights=torch.full((2, 2), 0.5))
     assert uniform.item() == pytest.approx(-0.3)
-    # Segment level: every token of sequence g scaled by G * w_g before the aggregation.
-    w = torch.tensor([[0.25, 0.75]], dtype=torch.float64)
-    logp, old = _logp_from_ratios(RAGGED_RATIOS)
-    grpo, metrics = grpo_loss(
-        logp, old, RAGGED_ADV, mask=RAGGED_MASK, sample_weights=w, loss_type="grpo"
-    )
-    assert grpo.item() == pytest.approx(0.25 * -1.0 + 0.75 * 1.8)
-    bnpo, _ = grpo_loss(logp, old, RAGGED_ADV, mask=RAGGED_MASK, sample_weights=w, loss_type="bnpo")
-    assert bnpo.item() == pytest.approx((0.5 * -3.0 + 1.5 * 1.8) / 4)
-    # Metrics are weighted too: the clipped token (weight 0.5) out of total weight 0.5*3 + 1.5.
-    assert metrics["clip_ratio/high_mean"] == pytest.approx(0.5 / 3.0)
+    # Metrics are weighted too: the clipped decision (1.5, weight 0.9 / 2) of total weight 1.
+    _, metrics = grpo_loss(logp, old, FLAT_ADV, sample_weights=w_flat)
+    assert metrics["clip_ratio/high_mean"] == pytest.approx(0.45)
 
 
 def _grads(ratios, advantages, **kwargs) -> tuple[torch.Tensor, dict[str, float]]:
@@ -172,17 +147,17 @@ def test_asymmetric_epsilon_high():
 
 
 def test_no_clip_is_grpo_s():
-    """clip=False with old = logp.detach(): value -mean(A), gradient -A / (B G) per logp."""
+    """unclipped with old = logp.detach(): value -mean(A), gradient -A / (B G) per logp."""
     logp = torch.tensor([[-0.1, -2.3], [-0.7, -0.05]], requires_grad=True)
     adv = torch.tensor([[1.5, -0.5], [-1.0, 2.0]])
-    loss, metrics = grpo_loss(logp, logp.detach(), adv, clip=False)
+    loss, metrics = grpo_loss(logp, logp.detach(), adv, policy_loss="unclipped")
     assert loss.item() == pytest.approx(-adv.mean().item())
     loss.backward()
     assert torch.allclose(logp.grad, -adv / 4)
     assert metrics["ratio_mean"] == pytest.approx(1.0)
     # Unclipped far from 1: the ratio is used as is.
     logp2, old2 = _logp_from_ratios([[3.0]])
-    loss2, m2 = grpo_loss(logp2, old2, torch.tensor([[1.0]]), clip=False)
+    loss2, m2 = grpo_loss(logp2, old2, torch.tensor([[1.0]]), policy_loss="unclipped")
     assert loss2.item() == pytest.approx(-3.0)
     assert m2["clip_ratio/region_mean"] == 0.0
 
@@ -321,20 +296,14 @@ def test_entropy_bonus():
 
 def test_validation():
     logp = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match="grpo, bnpo, dr_grpo, dapo"):
-        grpo_loss(logp, logp, torch.zeros(2, 3), loss_type="ppo")
     with pytest.raises(ValueError, match="old_logp"):
         grpo_loss(logp, torch.zeros(2, 2), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="advantages"):
         grpo_loss(logp, logp, torch.zeros(3))
     with pytest.raises(ValueError, match="sample_weights"):
         grpo_loss(logp, logp, torch.zeros(2, 3), sample_weights=torch.ones(2, 2))
-    with pytest.raises(ValueError, match="mask"):
-        grpo_loss(
-            torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), torch.zeros(2, 3), mask=torch.ones(2, 3)
-        )
-    with pytest.raises(ValueError, match="epsilon"):
-        grpo_loss(logp, logp, torch.zeros(2, 3), epsilon_low=-0.1)
+    with pytest.raises(ValueError, match=r"\(B, G\)"):
+        grpo_loss(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), torch.zeros(2, 3))
 
 
 # --- the key property: exact mode is the large-G limit of the sampled estimator ------------
@@ -344,7 +313,7 @@ REF_LOGITS = torch.tensor([[0.0, 0.0], [0.4, -0.3], [1.0, 1.0]], dtype=torch.flo
 LABELS = torch.tensor([0, 0, 1])
 
 
-def _exact_grad(beta: float, loss_type: str, bias_correction: bool = True) -> torch.Tensor:
+def _exact_grad(beta: float, bias_correction: bool = True) -> torch.Tensor:
     logits = LOGITS.clone().requires_grad_()
     acts = all_actions(3)
     logp = action_log_probs(logits, acts)
@@ -357,9 +326,8 @@ def _exact_grad(beta: float, loss_type: str, bias_correction: bool = True) -> to
         adv,
         ref_logp=action_log_probs(REF_LOGITS, acts),
         beta=beta,
-        clip=False,
+        policy_loss="unclipped",
         sample_weights=probs,
-        loss_type=loss_type,
         use_bias_correction_kl=bias_correction,
     )
     loss.backward()
@@ -371,12 +339,11 @@ def test_exact_policy_gradient_is_minus_grad_of_expected_reward():
     p = torch.softmax(LOGITS, -1)
     py = p[torch.arange(3), LABELS]
     expected = -(py[:, None] * (torch.nn.functional.one_hot(LABELS, 2) - p)) / 3
-    assert torch.allclose(_exact_grad(0.0, "dapo"), expected, atol=1e-12)
+    assert torch.allclose(_exact_grad(0.0), expected, atol=1e-12)
 
 
 @pytest.mark.parametrize("bias_correction", [True, False])
-@pytest.mark.parametrize("loss_type", LOSS_TYPES)
-def test_exact_mode_gradient_matches_monte_carlo(loss_type, bias_correction):
+def test_exact_mode_gradient_matches_monte_carlo(bias_correction):
     """Average the sampled GRPO_s gradient (group centre, no scaling, k3 KL) over many groups.
 
     Each utterance is repeated R times as its own leaf row, so every row's gradient is one
@@ -385,8 +352,8 @@ def test_exact_mode_gradient_matches_monte_carlo(loss_type, bias_correction):
     plus the exact KL part (k3's gradient is unbiased).
     """
     beta, num_gen, reps = 0.5, 8, 20_000
-    g_pg = _exact_grad(0.0, loss_type) * 3  # per-utterance gradients (the loss is a mean over B)
-    g_kl = _exact_grad(beta, loss_type, bias_correction) * 3 - g_pg
+    g_pg = _exact_grad(0.0) * 3  # per-utterance gradients (the loss is a mean over B)
+    g_kl = _exact_grad(beta, bias_correction) * 3 - g_pg
 
     rows = LOGITS.repeat(reps, 1).requires_grad_()
     labels = LABELS.repeat(reps)
@@ -400,8 +367,7 @@ def test_exact_mode_gradient_matches_monte_carlo(loss_type, bias_correction):
         adv,
         ref_logp=action_log_probs(REF_LOGITS.repeat(reps, 1), actions),
         beta=beta,
-        clip=False,
-        loss_type=loss_type,
+        policy_loss="unclipped",
         use_bias_correction_kl=bias_correction,
     )
     loss.backward()
@@ -454,7 +420,7 @@ def test_the_paper_recipes_reproduce_the_published_losses(recipe):
     cfg = yaml.safe_load((Path(__file__).parents[1] / "recipes" / "paper" / f"{recipe}.yaml").read_text())
     value = {k: cfg.get(k, fields[k].default) for k in (
         "advantage_center", "scale_rewards", "advantage_eps", "use_clipping", "epsilon", "beta",
-        "loss_type", "use_bias_correction_kl", "old_policy_sync_steps", "temperature")}
+        "use_bias_correction_kl", "old_policy_sync_steps", "temperature")}
     gen = torch.Generator().manual_seed(3)
     b, g = 4, 16
     logits = torch.randn(b, 2, generator=gen, requires_grad=True)
@@ -470,8 +436,9 @@ def test_the_paper_recipes_reproduce_the_published_losses(recipe):
     advantages = group_advantages(rewards, center=value["advantage_center"],
                                   scale=value["scale_rewards"], eps=value["advantage_eps"])
     loss, _ = grpo_loss(logp, old_logp, advantages, ref_logp=action_log_probs(ref_logits, actions, 1.0),
-                        beta=value["beta"], epsilon_low=value["epsilon"], loss_type=value["loss_type"],
-                        clip=value["use_clipping"], use_bias_correction_kl=value["use_bias_correction_kl"],
+                        beta=value["beta"], epsilon_low=value["epsilon"],
+                        policy_loss="clipped" if value["use_clipping"] else "unclipped",
+                        use_bias_correction_kl=value["use_bias_correction_kl"],
                         sampling_logp=logp.detach())
     (ours,) = torch.autograd.grad(loss, logits)
     published = _published_loss(logits, old_logits, ref_logits, actions, labels, recipe)

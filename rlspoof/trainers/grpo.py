@@ -417,8 +417,9 @@ class GRPOTrainer(SpoofTrainer):
         entropy = torch.distributions.Categorical(logits=entropy_logits.float() / args.temperature).entropy()
         loss, metrics = grpo_loss(
             logp, old_logp, rollout.advantages, ref_logp=ref_logp, beta=args.beta,
-            epsilon_low=args.epsilon, epsilon_high=args.epsilon_high, loss_type=args.loss_type,
-            clip=args.use_clipping, sample_weights=rollout.sample_weights,
+            epsilon_low=args.epsilon, epsilon_high=args.epsilon_high,
+            policy_loss="clipped" if args.use_clipping else "unclipped",
+            sample_weights=rollout.sample_weights,
             entropy=entropy, entropy_coef=args.entropy_coef,
             use_bias_correction_kl=args.use_bias_correction_kl, sampling_logp=sampling_logp,
         )
