@@ -18,12 +18,14 @@ PNG = b"\x89PNG\r\n\x1a\n"
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
-def _demo_commands() -> list[list[str]]:
-    """The rlspoof commands of the Makefile's demo targets for the default profile (mini), in
-    pipeline order (each inside a ``$(call timed,STAGE,COMMAND)``, whose closing parenthesis
-    ends it)."""
+def _demo_commands(compare: str = "compare_all") -> list[list[str]]:
+    """The rlspoof commands of the Makefile's demo targets for the default profile (mini) and
+    the compare recipe ``compare`` (by default every method), in pipeline order (each inside a
+    ``$(call timed,STAGE,COMMAND)``, whose closing parenthesis ends it)."""
     text = (REPO / "Makefile").read_text().replace("\\\n", " ")
-    for variable, value in {"DEMO_SEEDS": "1", "PROFILE": "mini", "RUNS": "runs", "SIZE": "small"}.items():
+    variables = {"DEMO_SEEDS": "1", "PROFILE": "mini", "RUNS": "runs", "SIZE": "small",
+                 "COMPARE": compare}
+    for variable, value in variables.items():
         text = text.replace(f"$({variable})", value)
     commands = re.findall(r"\$\(BIN\)/rlspoof ([^)\n]+)", text)
     return [line.split() for line in commands]
@@ -47,7 +49,7 @@ def test_the_makefile_demo_runs_end_to_end_with_the_shipped_recipes(tiny_corpus,
 
     assert (tmp_path / "runs" / "embeddings" / "embeddings.png").read_bytes()[:8] == PNG
     out = tmp_path / "runs" / "compare"
-    recipe = yaml.safe_load((REPO / "recipes/mini/compare.yaml").read_text())
+    recipe = yaml.safe_load((REPO / "recipes/mini/compare_all.yaml").read_text())
     results = json.loads((out / "results.json").read_text())
     assert results["synthetic"] is True
     for method in recipe["methods"]:
@@ -61,6 +63,19 @@ def test_the_makefile_demo_runs_end_to_end_with_the_shipped_recipes(tiny_corpus,
         assert (out / name).read_bytes()[:8] == PNG, name
     report = (out / "report.md").read_text()
     assert "SYNTHETIC" in report and "## Forgetting" in report and "## Cost" in report
+
+
+def test_the_default_demo_compares_sft_and_grpo_exactly_as_the_full_comparison_does():
+    """`make demo` runs the two methods of the research question; compare_all adds the rest and
+    changes nothing else, so the demo's runs are the headline table's runs."""
+    demo, full = (yaml.safe_load((REPO / f"recipes/mini/{name}.yaml").read_text())
+                  for name in ("compare", "compare_all"))
+    assert demo["methods"] == {"sft": "recipes/mini/sft.yaml", "grpo": "recipes/mini/grpo.yaml"}
+    assert {k: full["methods"][k] for k in demo["methods"]} == demo["methods"]
+    assert set(full["methods"]) == {"sft", "grpo", "hybrid", "mixframe", "lora", "mldg_lora"}
+    assert {k: v for k, v in demo.items() if k != "methods"} == {
+        k: v for k, v in full.items() if k != "methods"}
+    assert _demo_commands("compare")[0] == ["compare", "recipes/mini/compare.yaml", "--seeds", "1"]
 
 
 def test_the_medium_profile_runs_the_same_stages_on_its_own_corpus_recipes_and_outputs(tmp_path):
