@@ -95,11 +95,11 @@ import torch
 from grpo_step_time import available_cores, summary, synthetic_batch
 
 from rlspoof.algos import action_log_probs, group_advantages, grpo_loss, sample_actions
-from rlspoof.configs import GRPOConfig
 from rlspoof.models import EncoderConfig, PolicyConfig, build_policy, count_parameters
 from rlspoof.provenance import device_name, emit_report, run_facts
 from rlspoof.rewards import compute_rewards, resolve_rewards
 from rlspoof.trainers.grpo import frozen_copy
+from rlspoof.trainers.grpo_config import GRPOConfig
 from rlspoof.trainers.sft import sft_loss
 
 #: H100 / H200 SXM dense bf16 tensor-core peak (TFLOP/s), the default MFU denominator on CUDA.

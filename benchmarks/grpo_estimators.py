@@ -65,12 +65,12 @@ import numpy as np
 import torch
 
 from rlspoof.algos import action_log_probs, group_advantages, grpo_loss, zero_std_fraction
-from rlspoof.configs import GRPOConfig
 from rlspoof.data.dataset import collate_audio
 from rlspoof.models import EncoderConfig, PolicyConfig, build_policy, count_parameters
 from rlspoof.provenance import cpu_name, emit_report, run_facts
 from rlspoof.rewards import compute_rewards, resolve_rewards
 from rlspoof.trainers.grpo import make_rollout
+from rlspoof.trainers.grpo_config import GRPOConfig
 
 SAMPLE_RATE = 16_000
 #: name -> (advantage_center, scale_rewards)

@@ -50,13 +50,14 @@ import torch
 
 from rlspoof.algos import action_log_probs, group_advantages, sample_actions
 from rlspoof.algos import grpo_loss as grpo_objective
-from rlspoof.configs import GRPOConfig, SFTConfig
 from rlspoof.data.dataset import collate_audio
 from rlspoof.models import EncoderConfig, PolicyConfig, build_policy, count_parameters
 from rlspoof.provenance import device_name, emit_report, run_facts
 from rlspoof.rewards import compute_rewards
 from rlspoof.trainers.grpo import GRPOTrainer, Rollout
+from rlspoof.trainers.grpo_config import GRPOConfig
 from rlspoof.trainers.sft import SFTTrainer
+from rlspoof.trainers.sft_config import SFTConfig
 
 TARGET_RATIO = 1.15
 SAMPLE_RATE = 16_000

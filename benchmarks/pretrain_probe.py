@@ -29,14 +29,13 @@ import torch
 
 from rlspoof.data.manifest import read_manifest
 from rlspoof.data.synth.corpus import build_corpus
+from rlspoof.evaluation.probe import linear_probe
 from rlspoof.provenance import emit_report, run_facts
 from rlspoof.trainers.pretrain import (
-    PretrainConfig,
-    PretrainDataArguments,
     build_pretraining_model,
-    linear_probe,
     pretrain,
 )
+from rlspoof.trainers.pretrain_config import PretrainConfig, PretrainDataArguments
 
 EVAL_SETS = ("eval", "dev", "eval_unseen_attack", "eval_channel")
 

@@ -414,7 +414,7 @@ def test_the_paper_recipes_reproduce_the_published_losses(recipe):
 
     import yaml
 
-    from rlspoof.configs import GRPOConfig
+    from rlspoof.trainers.grpo_config import GRPOConfig
 
     fields = GRPOConfig.__dataclass_fields__
     cfg = yaml.safe_load((Path(__file__).parents[1] / "recipes" / "paper" / f"{recipe}.yaml").read_text())

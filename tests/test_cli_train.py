@@ -93,8 +93,7 @@ def test_set_accepts_a_yaml_list_of_manifests(tiny_corpus, tmp_path):
     result = runner.invoke(app, ["train", str(recipe), "--set", both])
     assert result.exit_code == 0, result.output
     resolved = yaml.safe_load((tmp_path / "run" / "recipe.resolved.yaml").read_text())
-    assert yaml.safe_load(resolved["train_manifest"]) == [str(folder / "train.csv"),
-                                                          str(folder / "target_train.csv")]
+    assert resolved["train_manifest"] == [str(folder / "train.csv"), str(folder / "target_train.csv")]
 
 
 def test_a_finished_run_is_replaced_only_with_overwrite(tiny_corpus, tmp_path):

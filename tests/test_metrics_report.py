@@ -16,6 +16,7 @@ from rlspoof.metrics import (
     compute_metrics_for_trainer,
     grouped_metrics,
     load_evaluate_metric,
+    mean_ci,
     min_cllr,
     min_dcf,
     score_metrics,
@@ -254,3 +255,10 @@ def test_paired_bootstrap_sees_a_small_consistent_gain_that_separate_intervals_m
     assert same["diff"] == 0 and same["p_value"] == 1.0
     with pytest.raises(ValueError, match="different trials"):
         paired_bootstrap_diff(base, better[:10], labels)
+
+
+def test_mean_ci_is_a_student_t_interval():
+    out = mean_ci([1.0, 2.0, 3.0])
+    assert out["mean"] == 2.0 and out["std"] == 1.0
+    assert out["high"] - 2.0 == pytest.approx(4.302652729911275 / 3 ** 0.5)
+    assert mean_ci([0.5])["low"] is None

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from rlspoof.configs import ConfigError, DataArguments
+from rlspoof.data.arguments import DataArguments
 from rlspoof.data.manifest import Manifest, ManifestRow, concat_manifests
 from rlspoof.data.mixing import MixingError, MixtureSampler, mixture_probabilities
+from rlspoof.errors import ConfigError
 
 
 def _manifest(spec: dict[str, tuple[int, int]]) -> Manifest:

@@ -124,7 +124,8 @@ def test_wav2vec2_pretraining_runs_on_the_front_end_and_saves_a_loadable_encoder
         _sample_negative_indices,
     )
 
-    from rlspoof.trainers.pretrain import PretrainConfig, build_pretraining_model, save_encoder
+    from rlspoof.trainers.pretrain import build_pretraining_model, save_encoder
+    from rlspoof.trainers.pretrain_config import PretrainConfig
 
     cfg = PretrainConfig(output_dir=str(tmp_path / "pt"), encoder_preset="tiny-logspec", use_cpu=True,
                          report_to="none", encoder_overrides={

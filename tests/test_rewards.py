@@ -17,8 +17,8 @@ import torch
 import rlspoof.rewards as rewards
 import rlspoof.rewards.functions as functions_module
 import rlspoof.rewards.registry as registry_module
-from rlspoof.configs import ConfigError
 from rlspoof.data.manifest import LABEL2ID
+from rlspoof.errors import ConfigError
 from rlspoof.metrics import DCFParams, act_dcf
 from rlspoof.rewards import (
     REWARD_FUNCS,

@@ -17,14 +17,14 @@ from trainer_helpers import (
 )
 from transformers import TrainerCallback
 
-from rlspoof.configs import ConfigError, SFTConfig
 from rlspoof.data.dataset import SpoofDataset
 from rlspoof.data.manifest import read_manifest
-from rlspoof.errors import RlspoofError
+from rlspoof.errors import ConfigError, RlspoofError
 from rlspoof.models import EncoderConfig, PolicyConfig, build_policy
 from rlspoof.trainers.base import PARTIAL_DIR
 from rlspoof.trainers.run import train_from_recipe
 from rlspoof.trainers.sft import SFTTrainer
+from rlspoof.trainers.sft_config import SFTConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -171,7 +171,8 @@ def test_a_finished_run_and_the_starting_checkpoint_are_never_overwritten(tiny_c
 def test_trust_remote_code_comes_from_the_recipe_never_from_the_checkpoint(tmp_path):
     import json
 
-    from rlspoof.configs import DataArguments, ModelArguments
+    from rlspoof.data.arguments import DataArguments
+    from rlspoof.models.arguments import ModelArguments
     from rlspoof.trainers.run import policy_from_arguments
 
     policy = build_policy(PolicyConfig(EncoderConfig(preset="tiny"), crop_seconds=0.5))

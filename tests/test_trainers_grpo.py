@@ -22,11 +22,11 @@ from trainer_helpers import count_forwards, same_weights, weights_of, write_tiny
 from transformers import TrainerCallback, set_seed
 
 from rlspoof.algos import sample_actions
-from rlspoof.configs import GRPOConfig
 from rlspoof.data.dataset import AudioCollator, SpoofDataset
 from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
 from rlspoof.trainers import grpo as grpo_module
 from rlspoof.trainers.grpo import GRPOTrainer
+from rlspoof.trainers.grpo_config import GRPOConfig
 from rlspoof.trainers.run import train_from_recipe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -436,7 +436,7 @@ def test_disable_stochastic_layers_makes_train_mode_forwards_bit_identical(famil
 def test_zero3_with_a_reference_or_an_old_policy_is_refused_naming_the_fields():
     from types import SimpleNamespace
 
-    from rlspoof.configs import ConfigError
+    from rlspoof.errors import ConfigError
     from rlspoof.trainers.grpo import check_frozen_copies_fit
 
     both = SimpleNamespace(beta=0.04, old_policy_sync_steps=1000)

@@ -12,13 +12,14 @@ import yaml
 from trainer_helpers import count_forwards, same_weights, weights_of, write_tiny_recipe
 from transformers import TrainerCallback, set_seed
 
-from rlspoof.configs import HybridConfig, SFTConfig
 from rlspoof.data.dataset import AudioCollator, SpoofDataset
 from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
 from rlspoof.trainers import grpo as grpo_module
 from rlspoof.trainers.hybrid import HybridTrainer, sft_weight_at
+from rlspoof.trainers.hybrid_config import HybridConfig
 from rlspoof.trainers.run import train_from_recipe
 from rlspoof.trainers.sft import SFTTrainer
+from rlspoof.trainers.sft_config import SFTConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

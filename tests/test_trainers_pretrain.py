@@ -9,20 +9,16 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from rlspoof.configs import ConfigError
 from rlspoof.data.manifest import read_manifest
-from rlspoof.errors import DataError, RlspoofError
-from rlspoof.metrics import compute_eer
+from rlspoof.errors import ConfigError, DataError, RlspoofError
+from rlspoof.evaluation.probe import linear_probe
 from rlspoof.trainers.pretrain import (
     PretrainCollator,
-    PretrainConfig,
-    PretrainDataArguments,
     build_pretraining_model,
-    fit_logistic,
-    linear_probe,
     pretrain,
     pretraining_manifest,
 )
+from rlspoof.trainers.pretrain_config import PretrainConfig, PretrainDataArguments
 
 QUIET = {"report_to": "none", "use_cpu": True, "save_strategy": "no", "disable_tqdm": True,
          "log_level": "error"}
@@ -120,21 +116,6 @@ def test_collator_pads_and_masks_only_real_frames(tmp_path):
     assert out["attention_mask"].shape == (2, 16000)
     assert out["sub_attention_mask"][1].sum() == short
     assert not out["mask_time_indices"][1, short:].any()
-
-
-def test_fit_logistic_separates_and_scores_bonafide_high():
-    rng = np.random.default_rng(0)
-    x = np.concatenate([rng.normal(1.0, 1.0, (60, 5)), rng.normal(-1.0, 1.0, (40, 5))])
-    y = np.array([1.0] * 60 + [0.0] * 40)
-    score = fit_logistic(x, y)
-    s = score(x)
-    assert s[:60].mean() > s[60:].mean()
-    assert compute_eer(s[:60], s[60:])[0] < 0.1
-    with pytest.raises(ValueError, match="both classes"):
-        fit_logistic(x, np.ones(100))
-
-
-# --- end to end -------------------------------------------------------------------------------
 
 
 def test_a_pretraining_run_whose_loss_turns_nan_stops_at_once(tiny_corpus, tmp_path, monkeypatch):

@@ -8,9 +8,8 @@ import pytest
 import torch
 import yaml
 
-from rlspoof.configs import ConfigError
 from rlspoof.data.manifest import Manifest, write_manifest
-from rlspoof.errors import DataError
+from rlspoof.errors import ConfigError, DataError
 from rlspoof.models import SpoofPolicy
 from rlspoof.trainers.run import train_from_recipe
 from rlspoof.trainers.sft import sft_loss

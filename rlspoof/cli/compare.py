@@ -51,8 +51,8 @@ def compare(
     seeds: str = typer.Option(None, help="Comma-separated seeds, replacing the recipe's."),
 ) -> None:
     """Train every method x seed not yet done, evaluate all on the suite, write the report."""
-    from rlspoof.compare import CompareConfig
-    from rlspoof.compare import compare as run_compare
+    from rlspoof.evaluation.compare import CompareConfig
+    from rlspoof.evaluation.compare import compare as run_compare
 
     cfg = CompareConfig.from_yaml(recipe)
     changes: dict = {"overrides": [*cfg.overrides, *set_]}

@@ -32,7 +32,7 @@ def embed(
 ) -> None:
     """PCA picture of pooled embeddings (by label and attack) and a class-separation number."""
     from rlspoof.data.manifest import read_manifest
-    from rlspoof.reports.embeddings import embedding_report
+    from rlspoof.evaluation.embeddings import embedding_report
 
     if max_per_attack is not None and max_per_attack < 1:
         raise RlspoofError(f"--max-per-attack must be >= 1, got {max_per_attack}")

@@ -16,9 +16,9 @@ def pretrain(
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Pre-train an SSL encoder on (bonafide) audio; saves a transformers encoder folder."""
-    from rlspoof.configs import load_recipe
-    from rlspoof.trainers.pretrain import PretrainConfig, PretrainDataArguments
+    from rlspoof.recipe import load_recipe
     from rlspoof.trainers.pretrain import pretrain as run
+    from rlspoof.trainers.pretrain_config import PretrainConfig, PretrainDataArguments
 
     cfg, data_args = load_recipe(recipe, (PretrainConfig, PretrainDataArguments), with_overwrite(set_, overwrite))
     encoder_dir = run(cfg, data_args)

@@ -22,6 +22,7 @@ from rlspoof.metrics.report import (
     compute_metrics_for_trainer,
     grouped_metrics,
     load_evaluate_metric,
+    mean_ci,
     paired_bootstrap_diff,
     score_metrics,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "bootstrap_ci",
     "compute_metrics_for_trainer",
     "load_evaluate_metric",
+    "mean_ci",
     "paired_bootstrap_diff",
     "forgetting_report",
     "SuiteSet",

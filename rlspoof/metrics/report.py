@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from rlspoof.metrics.calibration import cllr, min_cllr
 from rlspoof.metrics.dcf import DCFParams, act_dcf, min_dcf
@@ -26,6 +27,7 @@ from rlspoof.metrics.eer import (
 )
 
 __all__ = [
+    "mean_ci",
     "score_metrics",
     "grouped_metrics",
     "bootstrap_ci",
@@ -165,6 +167,19 @@ def paired_bootstrap_diff(
     low, high = np.quantile(diffs, [alpha / 2, 1.0 - alpha / 2])
     p_value = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)) + 1.0 / (n_boot + 1))
     return {"diff": float(observed), "low": float(low), "high": float(high), "p_value": float(p_value)}
+
+
+def mean_ci(values: list[float], level: float = 0.95) -> dict:
+    """Mean over runs (seeds) with a Student-t interval: ``low``/``high`` are None for one run.
+
+    The seed-level counterpart of ``bootstrap_ci`` (which resamples trials within one run)."""
+    arr = np.asarray(values, dtype=float)
+    out = {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else None,
+           "n": int(arr.size), "low": None, "high": None}
+    if arr.size > 1:
+        half = stats.t.ppf(0.5 + level / 2, arr.size - 1) * arr.std(ddof=1) / np.sqrt(arr.size)
+        out["low"], out["high"] = float(arr.mean() - half), float(arr.mean() + half)
+    return out
 
 
 def bootstrap_ci(

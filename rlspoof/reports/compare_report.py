@@ -1,6 +1,6 @@
 """The report folder of ``rlspoof compare``: ``report.md`` (tables) and the PNG figures.
 
-Only formatting lives here: every number comes from ``results.json`` (``rlspoof.compare``)
+Only formatting lives here: every number comes from ``results.json`` (``rlspoof.evaluation.compare``)
 and every figure from ``rlspoof.reports.plots``.
 """
 

@@ -4,7 +4,7 @@ Why a registry: a recipe names its rewards (``reward_funcs: [correctness, cost_w
 way TRL's ``GRPOConfig`` does, with optional weights (``reward_weights``, default all 1) and
 per-reward settings (``reward_kwargs: {cost_weighted: {c_fa: 10}}``). Names are resolved once,
 before training, so that a typo or a wrong import path fails at start-up with a
-:class:`~rlspoof.configs.ConfigError` naming it, not after the model has loaded. A user's own
+:class:`~rlspoof.errors.ConfigError` naming it, not after the model has loaded. A user's own
 function is named by import path, ``package.module:function`` or ``package.module.function``,
 or registered under a short name with :func:`register_reward`.
 """
@@ -154,7 +154,7 @@ def get_reward_func(name: str, **settings: Any) -> RewardFunc:
     ``name`` is a registered name (see :data:`REWARD_FUNCS`) or an import path
     (``package.module:function`` or ``package.module.function``). Unknown names, unimportable
     or non-callable paths, functions that cannot be called as ``fn(actions, labels, **kwargs)``
-    and settings the function does not take raise :class:`~rlspoof.configs.ConfigError`; the
+    and settings the function does not take raise :class:`~rlspoof.errors.ConfigError`; the
     message lists the valid names or settings.
 
     >>> import torch
@@ -205,7 +205,7 @@ def resolve_rewards(
 
     Returns ``([(name, fn), ...], weights)`` with ``weights`` a float32 tensor of one weight per
     function (all 1.0 when ``weights`` is None, as in TRL). ``name`` is the string given (used
-    as the logging key). Raises :class:`~rlspoof.configs.ConfigError` for an empty or
+    as the logging key). Raises :class:`~rlspoof.errors.ConfigError` for an empty or
     duplicated list, a weight count that differs from the function count, non-finite weights,
     and ``settings`` keyed by a name that is not in ``names``.
 

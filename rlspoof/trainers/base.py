@@ -31,17 +31,18 @@ from transformers.trainer_utils import (
     rotate_checkpoints,
 )
 
-from rlspoof.configs import ConfigError, DataArguments, save_resolved
+from rlspoof.data.arguments import DataArguments
 from rlspoof.data.augment import Augmenter
 from rlspoof.data.dataset import AudioCollator, SpoofDataset
 from rlspoof.data.manifest import LABELS, Manifest, concat_manifests, read_manifest
 from rlspoof.data.mixframe import MixFrameDataset
 from rlspoof.data.mixing import MixtureSampler
-from rlspoof.errors import DataError, RlspoofError
+from rlspoof.errors import ConfigError, DataError, RlspoofError
 from rlspoof.metrics.drift import sliced_wasserstein
 from rlspoof.metrics.report import compute_metrics_for_trainer
 from rlspoof.models.encoders import count_parameters
 from rlspoof.models.inference import run_batched
+from rlspoof.recipe import save_resolved
 
 
 def load_split(path: str | Path, split: str | None) -> Manifest:

@@ -10,27 +10,23 @@ from pathlib import Path
 
 from transformers import set_seed
 
-from rlspoof.configs import (
-    ConfigError,
-    DataArguments,
-    GRPOConfig,
-    HybridConfig,
-    MLDGConfig,
-    ModelArguments,
-    PostTrainConfig,
-    SFTConfig,
-    check_output_dir,
-    load_recipe,
-    read_recipe,
-)
+from rlspoof.data.arguments import DataArguments
+from rlspoof.errors import ConfigError
 from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
+from rlspoof.models.arguments import ModelArguments
 from rlspoof.models.policy import WEIGHTS_NAME, is_policy_folder
+from rlspoof.recipe import check_output_dir, load_recipe, read_recipe
 from rlspoof.trainers.base import build_datasets, build_train_sampler, resume_point, train_resuming
 from rlspoof.trainers.grpo import GRPOTrainer
+from rlspoof.trainers.grpo_config import GRPOConfig
 from rlspoof.trainers.hybrid import HybridTrainer
+from rlspoof.trainers.hybrid_config import HybridConfig
 from rlspoof.trainers.mldg import MLDGTrainer
+from rlspoof.trainers.mldg_config import MLDGConfig
 from rlspoof.trainers.posttrain import PostTrainer
+from rlspoof.trainers.posttrain_config import PostTrainConfig
 from rlspoof.trainers.sft import SFTTrainer
+from rlspoof.trainers.sft_config import SFTConfig
 
 METHODS = {
     "sft": (SFTConfig, SFTTrainer),

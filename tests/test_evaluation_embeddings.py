@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from rlspoof.cli import app, main
 from rlspoof.errors import RlspoofError
+from rlspoof.evaluation.embeddings import class_separation, embed_manifest, pca_2d
 from rlspoof.models import EncoderConfig, PolicyConfig, build_policy
-from rlspoof.reports.embeddings import class_separation, embed_manifest, pca_2d
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

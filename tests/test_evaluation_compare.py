@@ -8,9 +8,8 @@ import pytest
 import torch
 import yaml
 
-from rlspoof.compare import CompareConfig, compare, mean_ci, run_dir
-from rlspoof.configs import ConfigError
-from rlspoof.errors import DataError
+from rlspoof.errors import ConfigError, DataError
+from rlspoof.evaluation.compare import CompareConfig, compare, run_dir
 from rlspoof.models import EncoderConfig, PolicyConfig, build_policy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -179,13 +178,6 @@ def test_suite_and_baseline_are_checked_before_any_training(tiny_corpus, tmp_pat
     (tmp_path / "cmp").write_text("a file")
     with pytest.raises(ConfigError, match="is a file"):
         compare(_config(tiny_corpus, tmp_path, {"sft": "sft.yaml"}), train_fn=_fake_train(calls))
-
-
-def test_mean_ci_is_a_student_t_interval():
-    out = mean_ci([1.0, 2.0, 3.0])
-    assert out["mean"] == 2.0 and out["std"] == 1.0
-    assert out["high"] - 2.0 == pytest.approx(4.302652729911275 / 3 ** 0.5)
-    assert mean_ci([0.5])["low"] is None
 
 
 @pytest.mark.slow

@@ -112,10 +112,10 @@ def test_non_finite_scores_are_errors_or_skipped_never_results(policy, tiny_corp
 
 
 def test_detect_bounds_the_windows_of_one_file(policy, tmp_path, monkeypatch):
-    import rlspoof.evaluation as evaluation
+    from rlspoof.evaluation import detect
 
     write_audio(tmp_path / "long.wav", 0.1 * np.random.default_rng(0).standard_normal(16000 * 3))
-    monkeypatch.setattr(evaluation, "MAX_WINDOWS", 4)
+    monkeypatch.setattr(detect, "MAX_WINDOWS", 4)
     rows, errors = detect_files(policy, [tmp_path / "long.wav"], window_seconds=1.0, hop_seconds=0.5)
     assert rows == [] and "5 windows (at most 4)" in errors[0]["error"]
     with pytest.raises(AudioError, match="larger --hop"):

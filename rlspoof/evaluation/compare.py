@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from rlspoof.configs import ConfigError, check_keys, parse_overrides, read_recipe
 from rlspoof.data.manifest import Manifest, read_manifest
 from rlspoof.data.synth.corpus import is_synthetic
+from rlspoof.errors import ConfigError
 from rlspoof.evaluation import (
     ScoredSet,
     is_plain_name,
@@ -33,9 +33,10 @@ from rlspoof.evaluation import (
     write_score_file,
 )
 from rlspoof.metrics.forgetting import ROLES, forgetting_report
-from rlspoof.metrics.report import paired_bootstrap_diff
+from rlspoof.metrics.report import mean_ci, paired_bootstrap_diff
 from rlspoof.models import SpoofPolicy
 from rlspoof.models.policy import WEIGHTS_NAME
+from rlspoof.recipe import check_keys, parse_overrides, read_recipe
 
 REPORTED = ("eer", "min_dcf", "cllr")
 
@@ -187,17 +188,6 @@ def summarise_cost(runs: list[dict]) -> dict:
     times = [r["train_runtime_s"] for r in runs if r.get("train_runtime_s") is not None]
     return {"trainable": runs[0].get("trainable"), "total": runs[0].get("total"),
             "train_runtime_s": mean_ci(times) if times else None}
-
-
-def mean_ci(values: list[float], level: float = 0.95) -> dict:
-    """Mean over seeds with a Student-t interval (None with a single seed)."""
-    arr = np.asarray(values, dtype=float)
-    out = {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else None,
-           "n": int(arr.size), "low": None, "high": None}
-    if arr.size > 1:
-        half = stats.t.ppf(0.5 + level / 2, arr.size - 1) * arr.std(ddof=1) / np.sqrt(arr.size)
-        out["low"], out["high"] = float(arr.mean() - half), float(arr.mean() + half)
-    return out
 
 
 def summarise(cfg: CompareConfig, metrics: dict, scores: dict, before: dict | None) -> dict:

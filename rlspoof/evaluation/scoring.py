@@ -1,4 +1,4 @@
-"""Scoring audio with a trained policy: evaluation sets (``rlspoof eval``) and files (``detect``).
+"""Scoring evaluation sets with a trained policy (``rlspoof eval``), and score files.
 
 Scores are the policy's log-odds ``logit[bonafide] - logit[spoof]``: higher = more bonafide,
 the ASVspoof convention, and directly usable as LLRs for actDCF and Cllr.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlspoof.data.audio import AUDIO_EXTENSIONS, load_audio, window_starts
+from rlspoof.data.audio import load_audio
 from rlspoof.data.manifest import BONAFIDE, Manifest, csv_records, numbered_lines, open_text
 from rlspoof.errors import AudioError, DataError, RlspoofError
 from rlspoof.metrics.report import bootstrap_ci, grouped_metrics, score_metrics
@@ -27,11 +27,6 @@ ProgressFn = Callable[[int, int], None]
 #: Headers of the score files rlspoof writes; the score is the second column of both.
 SCORE_FILE_HEADER = ["filename", "cm-score", "label", "attack"]  # eval: scores/<set>.tsv
 DETECT_CSV_HEADER = ["path", "score", "decision", "p_bonafide", "n_windows"]  # detect --format csv
-#: Smallest ``detect`` hop: one encoder frame (10-20 ms). A finer hop re-scores the same audio
-#: over and over (``--hop 0.0001`` on a 10 s clip asked for 23 GiB).
-MIN_HOP_SECONDS = 0.01
-#: Most windows one file may be cut into (4 s windows at the default 2 s hop: 5.5 hours).
-MAX_WINDOWS = 10_000
 NON_FINITE_SCORE = "the model gave a non-finite score (NaN/Inf): NaN weights, or samples far beyond +-1?"
 
 
@@ -51,12 +46,12 @@ def check_name(name: str, option: str) -> str:
     return name
 
 
-def _check_batch_size(batch_size: int) -> None:
+def check_batch_size(batch_size: int) -> None:
     if batch_size < 1:
         raise RlspoofError(f"--batch-size must be >= 1, got {batch_size}")
 
 
-def _scores(policy: SpoofPolicy, waves: list[np.ndarray], batch_size: int) -> np.ndarray:
+def policy_scores(policy: SpoofPolicy, waves: list[np.ndarray], batch_size: int) -> np.ndarray:
     """Log-odds per wave, NaN where the policy could give no finite score: the caller reports
     those inputs and keeps the others (``policy.score`` raises for them, with every score)."""
     try:
@@ -83,7 +78,7 @@ def score_manifest(policy: SpoofPolicy, manifest: Manifest, name: str = "set", b
     A row whose audio is unusable, or whose score is not finite (a NaN is no result, and would
     poison every metric), raises, or with ``skip_bad`` lands in ``skipped`` with the reason.
     """
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
         raise RlspoofError(f"--max-seconds must be a positive number of seconds, got {max_seconds}")
     order = sorted(range(len(manifest)), key=lambda i: manifest[i].duration or 0.0)
@@ -103,7 +98,7 @@ def score_manifest(policy: SpoofPolicy, manifest: Manifest, name: str = "set", b
                 continue
             rows.append(row)
             waves.append(wave[:limit])  # a clip cut below the receptive field is padded by score()
-        scores = _scores(policy, waves, batch_size)
+        scores = policy_scores(policy, waves, batch_size)
         for row, score in zip(rows, scores, strict=True):
             if not math.isfinite(score):
                 if not skip_bad:
@@ -147,7 +142,7 @@ def read_scores(path: str | Path) -> list[float]:
     """The scores in any file rlspoof writes (what ``drift`` reads): an ``eval`` score file
     (TSV), or the CSV or JSON output of ``detect``. Errors name the file and line; every
     score is finite and there is at least one."""
-    path = _regular_file(Path(path))
+    path = regular_file(Path(path))
     with open_text(path, "utf-8-sig") as handle:
         first = next((text for _, text in numbered_lines(handle, path) if text.strip()), "")
     if path.suffix.lower() == ".json" or first.lstrip().startswith(("{", "[")):
@@ -159,7 +154,7 @@ def read_scores(path: str | Path) -> list[float]:
     return scores
 
 
-def _regular_file(path: Path) -> Path:
+def regular_file(path: Path) -> Path:
     if not path.exists():
         raise DataError("file does not exist", path)
     if not path.is_file():  # a folder, or a FIFO that would block the read
@@ -180,7 +175,7 @@ def _finite(text: str, path: Path, line: int) -> float:
 def _score_table(path: Path, headers: list[list[str]]) -> Iterator[tuple[list[str], float]]:
     """(cells, score) per row of a table whose header is one of ``headers``, tab- or
     comma-separated by its first line; the score is the second column, checked finite."""
-    _regular_file(path)
+    regular_file(path)
     with open_text(path, "utf-8-sig") as handle:
         delimiter = "\t" if "\t" in handle.readline() else ","
         handle.seek(0)
@@ -255,87 +250,3 @@ def evaluate_sets(policy: SpoofPolicy, sets: dict[str, Manifest], out_dir: str |
         results[name] = set_metrics(scored)
     (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
-
-
-# --- detect: score arbitrary files --------------------------------------------------------------
-
-
-def collect_audio_paths(inputs: list[str | Path]) -> list[Path]:
-    """Files as given, folders searched recursively, ``.txt``/``.lst`` files read as path lists.
-
-    A folder yields every entry with an audio extension, regular file or not: ``load_audio``
-    then reports a FIFO or device as a bad file instead of blocking on it. A path given here
-    must exist (a typo is a usage error); a path in a list may not (it is reported as a bad
-    file, like a bad file in a folder).
-    """
-    paths: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            paths += sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-        elif item.suffix.lower() in (".txt", ".lst"):
-            with open_text(_regular_file(item), "utf-8-sig") as handle:
-                lines = [text.strip() for _, text in numbered_lines(handle, item)]
-            paths += [Path(line) if Path(line).is_absolute() else item.parent / line
-                      for line in lines if line and not line.startswith("#")]
-        elif not item.exists() and not item.is_symlink():  # a typo, not a bad file in a scan
-            raise DataError("no such file or folder", item)
-        else:
-            paths.append(item)
-    return paths
-
-
-def check_windows(window_seconds: float, hop_seconds: float, sample_rate: int) -> tuple[int, int]:
-    """``--window`` and ``--hop`` in samples, refused when they cannot cut audio sensibly:
-    not positive and finite, a hop below ``MIN_HOP_SECONDS``, or a hop beyond the window (the
-    audio between windows would go unscored)."""
-    for option, value in (("--window", window_seconds), ("--hop", hop_seconds)):
-        if not (math.isfinite(value) and value > 0):
-            raise RlspoofError(f"{option} must be a positive number of seconds, got {value}")
-    if hop_seconds < MIN_HOP_SECONDS:
-        raise RlspoofError(f"--hop must be at least {MIN_HOP_SECONDS} s (one encoder frame), "
-                           f"got {hop_seconds}")
-    if hop_seconds > window_seconds:
-        raise RlspoofError(f"--hop ({hop_seconds} s) must not exceed --window ({window_seconds} s): "
-                           "the audio between windows would go unscored")
-    return round(window_seconds * sample_rate), round(hop_seconds * sample_rate)
-
-
-def detect_files(policy: SpoofPolicy, paths: list[Path], window_seconds: float = 4.0,
-                 hop_seconds: float = 2.0, threshold: float = 0.0, strict: bool = False,
-                 batch_size: int = 16) -> tuple[list[dict], list[dict]]:
-    """Per-file score, decision and P(bonafide); long files are scored in overlapping windows
-    and the file score is the mean window log-odds.
-
-    A bad file (unusable audio, more than ``MAX_WINDOWS`` windows, a non-finite score) is
-    reported in the second list, or raised if ``strict``; the good files are always scored.
-    """
-    if not math.isfinite(threshold):
-        raise RlspoofError(f"--threshold must be a finite log-odds value, got {threshold}")
-    _check_batch_size(batch_size)
-    window, hop = check_windows(window_seconds, hop_seconds, policy.sample_rate)
-    rows, errors = [], []
-    for path in paths:
-        try:
-            wave = load_audio(path, policy.sample_rate)
-            n_windows = 1 if len(wave) <= window else math.ceil((len(wave) - window) / hop) + 1
-            if n_windows > MAX_WINDOWS:
-                raise AudioError(path, f"{len(wave) / policy.sample_rate:.0f} s would make {n_windows} "
-                                       f"windows (at most {MAX_WINDOWS}); use a larger --hop")
-            pieces = [wave[s : s + window] for s in window_starts(len(wave), window, hop)]  # views
-            window_scores = _scores(policy, pieces, batch_size)
-            score = float(np.mean(window_scores))
-            if not math.isfinite(score):
-                raise AudioError(path, NON_FINITE_SCORE)
-        except AudioError as exc:
-            if strict:
-                raise
-            errors.append({"path": str(path), "error": exc.reason})
-            continue
-        rows.append({
-            "path": str(path),
-            "score": score,
-            "decision": BONAFIDE if score > threshold else "spoof",
-            "p_bonafide": 0.5 * (1.0 + math.tanh(score / 2)),  # the logistic; exp(-score) overflows
-            "window_scores": [round(float(s), 6) for s in window_scores],
-        })
-    return rows, errors

@@ -9,14 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlspoof.configs import (
-    ConfigError,
-    DataArguments,
-    GRPOConfig,
-    HybridConfig,
-    ModelArguments,
-    load_recipe,
-)
+from rlspoof.data.arguments import DataArguments
+from rlspoof.errors import ConfigError
+from rlspoof.models.arguments import ModelArguments
+from rlspoof.recipe import load_recipe, save_resolved
+from rlspoof.trainers.grpo_config import GRPOConfig
+from rlspoof.trainers.hybrid_config import HybridConfig
 
 
 def _grpo(tmp_path, cls=GRPOConfig, **fields):
@@ -59,9 +57,9 @@ def test_defaults_are_trl_s(tmp_path):
     ({"beta": -0.1}, "beta must be >= 0, got -0.1"),
     ({"epsilon_high": -0.2}, "epsilon_high must be >= 0 or null"),
     ({"advantage_eps": 0.0}, "advantage_eps must be > 0"),
-    ({"reward_kwargs": "{cost_weighted: 1"}, "reward_kwargs (a mapping {reward: {key: value}}) "
-                                             "is not valid YAML (line 1, column 18"),
-    ({"reward_kwargs": "[1, 2]"}, "reward_kwargs must be a mapping"),
+    # YAML is read once, by the recipe loader: text given in code is not parsed again
+    ({"reward_kwargs": "{cost_weighted: {c_fa: 3}}"}, "reward_kwargs must be a mapping"),
+    ({"reward_kwargs": [1, 2]}, "reward_kwargs must be a mapping"),
     ({"max_steps": 0}, "max_steps must be a positive number of optimizer steps, or -1"),
     ({"max_steps": -2}, "got -2"),
     ({"max_steps": -1, "num_train_epochs": 0}, "num_train_epochs must be > 0"),
@@ -96,12 +94,39 @@ def test_trl_boolean_scale_rewards_become_names(tmp_path, value, expected):
     assert _grpo(tmp_path, scale_rewards=value).scale_rewards == expected
 
 
-def test_reward_kwargs_from_the_command_line_are_json_or_yaml(tmp_path):
-    cfg = _grpo(tmp_path, reward_funcs=["cost_weighted"],
-                reward_kwargs='{"cost_weighted": {"c_fa": 10}}')
-    assert cfg.reward_kwargs == {"cost_weighted": {"c_fa": 10}}
-    cfg = _grpo(tmp_path, reward_funcs=["cost_weighted"], reward_kwargs="{cost_weighted: {c_fa: 3}}")
+def test_structured_values_reach_their_config_as_yaml_values_never_as_text(tmp_path):
+    """augment (a list of mappings), mix_weights and reward_kwargs (mappings) bypass argparse:
+    from the recipe and from --set (YAML or JSON) they arrive as written, and the resolved recipe
+    saved beside a run loads back to the same values."""
+    recipe = {**GRPO_RECIPE, "augment": [{"name": "noise", "p": 0.5, "snr_db": [5, 20]}],
+              "mix_by": "attack", "mix_weights": {"a01": 1.0, "a02": 3.0},
+              "train_manifest": ["data/a.csv", "data/b.csv"]}
+    _, data, cfg = load_recipe(_write(tmp_path, recipe), TYPES)
+    assert data.augment == [{"name": "noise", "p": 0.5, "snr_db": [5, 20]}]
+    assert data.mix_weights == {"a01": 1.0, "a02": 3.0}
+    assert data.train_manifests() == ["data/a.csv", "data/b.csv"]
+    _, data, cfg = load_recipe(_write(tmp_path, recipe), TYPES, [
+        'reward_kwargs={"cost_weighted": {"c_fa": 3}}', "augment=[{name: rawboost, algo: 3}]",
+        "mix_weights={a01: 2}", "train_manifest=data/c.csv,data/d.csv"])
     assert cfg.reward_kwargs == {"cost_weighted": {"c_fa": 3}}
+    assert data.augment == [{"name": "rawboost", "algo": 3}] and data.mix_weights == {"a01": 2}
+    assert data.train_manifests() == ["data/c.csv", "data/d.csv"]
+    _, data, _ = load_recipe(_write(tmp_path, recipe), TYPES, ["augment=null"])
+    assert data.augment is None
+
+    resolved = save_resolved(load_recipe(_write(tmp_path, recipe), TYPES), tmp_path / "run")
+    text = yaml.safe_load(resolved.read_text())
+    assert text["augment"] == recipe["augment"] and text["mix_weights"] == recipe["mix_weights"]
+    _, again, _ = load_recipe(_write(tmp_path, {k: text[k] for k in recipe}, "again.yaml"), TYPES)
+    assert (again.augment, again.mix_weights) == (recipe["augment"], recipe["mix_weights"])
+
+
+def test_a_quoted_structure_or_bad_yaml_in_an_override_is_refused_with_its_name(tmp_path):
+    path = _write(tmp_path, {**GRPO_RECIPE, "augment": "[{name: noise}]"})
+    with pytest.raises(ConfigError, match=re.escape("(a YAML list, not a quoted string)")):
+        load_recipe(path, TYPES)
+    with pytest.raises(ConfigError, match=re.escape("--set reward_kwargs is not valid YAML (line 1")):
+        load_recipe(_write(tmp_path, GRPO_RECIPE), TYPES, ["reward_kwargs={cost_weighted: 1"])
 
 
 def test_pinned_memory_is_off_without_an_accelerator(tmp_path):
@@ -263,8 +288,8 @@ def test_hybrid_recipe_with_overrides_and_a_typo(tmp_path):
 # --- the shipped recipes ----------------------------------------------------------------------
 
 RECIPES = sorted(p for p in (Path(__file__).parents[1] / "recipes").rglob("*.yaml")
-                 if p.name not in ("pretrain.yaml", "compare.yaml"))
-COMPARE_RECIPES = sorted((Path(__file__).parents[1] / "recipes").rglob("compare.yaml"))
+                 if p.name != "pretrain.yaml" and not p.name.startswith("compare"))
+COMPARE_RECIPES = sorted((Path(__file__).parents[1] / "recipes").rglob("compare*.yaml"))
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -283,7 +308,7 @@ def test_every_shipped_recipe_parses_into_its_method_config(recipe):
 
 @pytest.mark.parametrize("recipe", COMPARE_RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_shipped_compare_recipes_name_existing_training_recipes(recipe):
-    from rlspoof.compare import CompareConfig
+    from rlspoof.evaluation.compare import CompareConfig
 
     cfg = CompareConfig.from_yaml(recipe)
     root = Path(__file__).parents[1]
@@ -361,11 +386,13 @@ def test_null_for_a_field_that_needs_a_value_names_the_line_or_the_override(tmp_
     ("[{name: noise, snr_db: loud}]", "augment: augmentation spec #0 (noise): could not convert string"),
     ("[{name: noise, snr_db: .nan}]", "augment: augmentation 'noise': snr_db must be finite"),
     ("[{name: rawboost, params: {nBands: x}}]", "augment: augmentation 'rawboost': params:"),
-    ("[{name: noise}", "augment is not valid YAML"),
+    ("[{name: noise}", "grpo.yaml:21: invalid YAML (expected ',' or ']'"),
 ])
 def test_a_malformed_augment_spec_fails_when_the_recipe_is_read(tmp_path, augment, message):
+    path = _write(tmp_path, GRPO_RECIPE)
+    path.write_text(path.read_text() + f"augment: {augment}\n")  # as a user writes it
     with pytest.raises(ConfigError, match=re.escape(message)) as err:
-        load_recipe(_write(tmp_path, {**GRPO_RECIPE, "augment": augment}), TYPES)
+        load_recipe(path, TYPES)
     assert "\n" not in str(err.value)
 
 
@@ -373,7 +400,9 @@ def test_a_malformed_augment_spec_fails_when_the_recipe_is_read(tmp_path, augmen
     ({"crop_seconds": float("nan")}, "crop_seconds must be positive, got nan"),
     ({"crop_seconds": float("inf")}, "crop_seconds must be positive, got inf"),
     ({"eval_crop_seconds": 0.0}, "eval_crop_seconds must be positive"),
-    ({"train_manifest": "[a.csv"}, "train_manifest is not valid YAML"),
+    ({"train_manifest": {"a.csv": 1}}, "train_manifest must be a path or a list of paths"),
+    ({"augment": "[{name: noise}]"}, "(a YAML list, not a quoted string)"),
+    ({"mix_by": "attack", "mix_weights": [1, 2]}, "mix_weights must be a mapping"),
 ])
 def test_data_arguments_refuse_non_finite_and_unparsable_values(fields, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -381,7 +410,7 @@ def test_data_arguments_refuse_non_finite_and_unparsable_values(fields, message)
 
 
 def test_output_dir_checks_protect_the_start_and_a_finished_run(tmp_path):
-    from rlspoof.configs import check_output_dir
+    from rlspoof.recipe import check_output_dir
 
     start, run = tmp_path / "start", tmp_path / "run"
     start.mkdir()
