@@ -22,6 +22,7 @@ import torch
 from rlspoof.data.dataset import SpoofDataset
 from rlspoof.data.manifest import BONAFIDE, SPOOF, UNKNOWN, Manifest
 from rlspoof.errors import RlspoofError
+from rlspoof.evaluation.scoring import duration_chunks
 from rlspoof.models.inference import run_batched
 from rlspoof.reports.embeddings import Panel, plot_embeddings
 
@@ -51,16 +52,11 @@ def embed_manifest(
     """
     dataset = SpoofDataset(manifest, sample_rate=policy.sample_rate, crop_seconds=crop_seconds,
                            train=False)
-    # Decoded a few batches at a time (as score_manifest), so that a large corpus never sits in
-    # memory whole; in duration order, so that the batches pad little.
-    order = sorted(range(len(manifest)), key=lambda i: manifest[i].duration or 0.0)
     out = np.empty((len(manifest), policy.pooling.out_dim), dtype=np.float64)
-    chunk = batch_size * 8
-    for start in range(0, len(order), chunk):
-        idx = order[start:start + chunk]
+    for done, idx in duration_chunks(manifest, batch_size):
         waves = [dataset[i]["input_values"].numpy() for i in idx]
         out[idx] = run_batched(policy, waves, policy.embed, batch_size=batch_size,
-                               progress=progress and (lambda n, _, done=start: progress(done + n, len(order))))
+                               progress=progress and (lambda n, _, d=done: progress(d + n, len(manifest))))
     return out
 
 

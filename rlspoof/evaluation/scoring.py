@@ -81,13 +81,11 @@ def score_manifest(policy: SpoofPolicy, manifest: Manifest, name: str = "set", b
     check_batch_size(batch_size)
     if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
         raise RlspoofError(f"--max-seconds must be a positive number of seconds, got {max_seconds}")
-    order = sorted(range(len(manifest)), key=lambda i: manifest[i].duration or 0.0)
     limit = None if max_seconds is None else int(max_seconds * policy.sample_rate)
     result = ScoredSet(name)
-    chunk = batch_size * 8
-    for start in range(0, len(order), chunk):
+    for done, chunk in duration_chunks(manifest, batch_size):
         rows, waves = [], []
-        for i in order[start : start + chunk]:
+        for i in chunk:
             row = manifest[i]
             try:
                 wave = load_audio(manifest.audio_path(row), policy.sample_rate)
@@ -110,8 +108,19 @@ def score_manifest(policy: SpoofPolicy, manifest: Manifest, name: str = "set", b
             result.labels.append(row.label)
             result.attacks.append(row.attack)
         if progress:
-            progress(min(start + chunk, len(order)), len(order))
+            progress(done + len(chunk), len(manifest))
     return result
+
+
+def duration_chunks(manifest: Manifest, batch_size: int,
+                    batches_per_chunk: int = 8) -> Iterator[tuple[int, list[int]]]:
+    """``(rows done before, row indices)``: the manifest in duration order, a few batches at a
+    time. Scoring and embedding decode one chunk, run it and let it go, so a large corpus never
+    sits in memory whole, and neighbours in duration order batch with little padding."""
+    order = sorted(range(len(manifest)), key=lambda i: manifest[i].duration or 0.0)
+    size = batch_size * batches_per_chunk
+    for start in range(0, len(order), size):
+        yield start, order[start:start + size]
 
 
 def write_score_file(scored: ScoredSet, path: str | Path) -> Path:

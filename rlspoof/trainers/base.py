@@ -171,6 +171,13 @@ def train_resuming(trainer: Trainer, resume: str | None):
         raise refused_pickle(resume, exc) from None
 
 
+def nonfinite_loss_error(what: str, loss: torch.Tensor, step: int, advice: str) -> RlspoofError:
+    """The error a NaN/Inf loss stops any run with (fine-tuning and pre-training alike): the
+    value, the optimizer step it would have taken, and what to do. Stopping is the default
+    because one NaN update poisons every later step."""
+    return RlspoofError(f"non-finite {what} loss ({loss.item()}) at step {step}; {advice}")
+
+
 #: Where a checkpoint is written before it is renamed into ``output_dir`` (see _save_checkpoint).
 PARTIAL_DIR = ".partial"
 
@@ -274,8 +281,8 @@ class SpoofTrainer(Trainer):
             return loss
         utts = list(inputs.get("utt_id", []))[:8]
         if getattr(self.args, "nonfinite_loss", "error") == "error":
-            raise RlspoofError(
-                f"non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}; "
+            raise nonfinite_loss_error(
+                "training", loss, self.state.global_step + 1,
                 f"no update was made. Batch utterances: {utts}. Lower learning_rate, check the "
                 "audio (rlspoof data validate), or set nonfinite_loss: skip")
         self._skip_step = True

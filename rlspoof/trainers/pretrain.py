@@ -33,7 +33,7 @@ from transformers.models.wav2vec2.modeling_wav2vec2 import (
 
 from rlspoof.data.dataset import AudioCollator, SpoofDataset
 from rlspoof.data.manifest import Manifest, read_manifest
-from rlspoof.errors import ConfigError, DataError, RlspoofError
+from rlspoof.errors import ConfigError, DataError
 from rlspoof.models.encoders import preset_config
 from rlspoof.models.frontends import install_front_end
 from rlspoof.provenance import run_facts
@@ -41,7 +41,12 @@ from rlspoof.recipe import (
     check_output_dir,
     save_resolved,
 )
-from rlspoof.trainers.base import FreshCropsEachEpoch, resume_point, train_resuming
+from rlspoof.trainers.base import (
+    FreshCropsEachEpoch,
+    nonfinite_loss_error,
+    resume_point,
+    train_resuming,
+)
 from rlspoof.trainers.pretrain_config import PRETRAIN_KEYS, PretrainConfig, PretrainDataArguments
 
 #: Config keys that are PretrainConfig fields; ``encoder_overrides`` may not set them too.
@@ -174,11 +179,12 @@ class PretrainTrainer(Trainer):
         n_frames = sub_mask.sum() if sub_mask is not None else torch.tensor(mask.numel())
         outputs = model(**inputs)
         loss = outputs.loss / n_masked
-        if not torch.isfinite(loss).item():  # a NaN update poisons every later step: stop here
-            raise RlspoofError(
-                f"non-finite pre-training loss ({loss.item()}) at step {self.state.global_step + 1}"
-                f"{' (the weights already hold NaN: an earlier gradient was not finite)' if self.state.global_step else ''}; "
-                "lower learning_rate or check the audio (rlspoof data validate)")
+        if not torch.isfinite(loss).item():
+            earlier = "the weights already hold NaN (an earlier gradient was not finite); "
+            raise nonfinite_loss_error(
+                "pre-training", loss, self.state.global_step + 1,
+                (earlier if self.state.global_step else "")
+                + "lower learning_rate or check the audio (rlspoof data validate)")
         if model.training:
             record = self._metrics
             record["contrastive_loss"].append(float(outputs.contrastive_loss.detach() / n_masked))
