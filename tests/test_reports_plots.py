@@ -12,13 +12,8 @@ import pytest
 from PIL import Image
 
 from rlspoof.metrics.forgetting import forgetting_report
-from rlspoof.reports.plots import (
-    det_curves,
-    forgetting_bars,
-    metric_heatmap,
-    score_histograms,
-    training_curves,
-)
+from rlspoof.reports.comparison_plots import forgetting_bars, metric_heatmap, training_curves
+from rlspoof.reports.plots import det_curves, score_histograms
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -37,10 +32,10 @@ def _assert_png(path, min_side=150):
 def drawn(monkeypatch):
     """Each saved figure as a list of its axes: title, labelled curves (label -> (x, y)),
     bar heights and image arrays, read just before ``save_figure`` clears it."""
-    import rlspoof.reports.plots as plots
+    from rlspoof.reports import comparison_plots, plots, style
 
     figures = []
-    save = plots.save_figure
+    save = style.save_figure
 
     def spy(fig, path):
         figures.append([{
@@ -53,7 +48,8 @@ def drawn(monkeypatch):
         } for ax in fig.axes])
         return save(fig, path)
 
-    monkeypatch.setattr(plots, "save_figure", spy)
+    for module in (plots, comparison_plots):  # each calls the name it imported from style
+        monkeypatch.setattr(module, "save_figure", spy)
     return figures
 
 

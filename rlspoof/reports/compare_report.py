@@ -1,7 +1,7 @@
 """The report folder of ``rlspoof compare``: ``report.md`` (tables) and the PNG figures.
 
 Only formatting lives here: every number comes from ``results.json`` (``rlspoof.evaluation.compare``)
-and every figure from ``rlspoof.reports.plots``.
+and every figure from ``rlspoof.reports.plots`` and ``rlspoof.reports.comparison_plots``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rlspoof.provenance import run_facts
-from rlspoof.reports import plots
+from rlspoof.reports import comparison_plots, plots
 
 
 def _pct(value: float | None) -> str:
@@ -47,13 +47,13 @@ def figures(cfg, results: dict, scores: dict, out: Path) -> list[Path]:
         if run["status"] == "ok" and state.is_file():
             histories[name] = json.loads(state.read_text())["log_history"]
     if histories:
-        made.append(plots.training_curves(histories, out / "training_curves.png"))
+        made.append(comparison_plots.training_curves(histories, out / "training_curves.png"))
     per_method = {m: v for m, v in results["per_method"].items() if v}
     matrix = np.array([[100 * per_method[m][n]["eer"]["mean"] for n in cfg.suite] for m in per_method])
-    made.append(plots.metric_heatmap(matrix, list(per_method), list(cfg.suite), out / "eer_heatmap.png",
+    made.append(comparison_plots.metric_heatmap(matrix, list(per_method), list(cfg.suite), out / "eer_heatmap.png",
                                      title="EER % (mean over seeds)"))
     if results["forgetting"]:
-        made.append(plots.forgetting_bars(results["forgetting"], out / "forgetting.png"))
+        made.append(comparison_plots.forgetting_bars(results["forgetting"], out / "forgetting.png"))
     return made
 
 

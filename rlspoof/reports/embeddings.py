@@ -3,7 +3,7 @@
 The points come from :mod:`rlspoof.evaluation.embeddings` (pooled embeddings, PCA per
 checkpoint, and the report that writes this figure beside its numbers).
 
-Figures follow :mod:`rlspoof.reports.plots` (object API on the Agg canvas, :data:`STYLE`,
+Figures follow :mod:`rlspoof.reports.style` (object API on the Agg canvas, :data:`STYLE`,
 :data:`DPI`, the same palette and class colours). Bad plotting input raises ``ValueError``
 like the other figure functions; bad user input (a set without one of the classes, an empty
 manifest) raises :class:`~rlspoof.errors.RlspoofError` so the CLI prints one line.
@@ -18,7 +18,7 @@ import matplotlib
 import numpy as np
 
 from rlspoof.data.manifest import BONAFIDE, SPOOF, UNKNOWN
-from rlspoof.reports.plots import PALETTE, STYLE, new_figure, save_figure
+from rlspoof.reports.style import PALETTE, STYLE, new_figure, save_figure
 
 __all__ = ["Panel", "plot_embeddings"]
 
