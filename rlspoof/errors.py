@@ -39,3 +39,7 @@ class AudioError(RlspoofError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class AugmentConfigError(RlspoofError, ValueError):
+    """An augmentation spec names an unknown augmentation or parameter, or a bad value."""

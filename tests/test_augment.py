@@ -1,4 +1,5 @@
-"""Tests for rlspoof.data.augment: each test checks the property its name promises."""
+"""Tests for rlspoof.data.augment, channels and rawboost: each test checks the property its name
+promises."""
 
 from __future__ import annotations
 
@@ -7,22 +8,22 @@ import re
 import numpy as np
 import pytest
 
-from rlspoof.data.augment import (
-    AUGMENTATIONS,
-    RAWBOOST_ALGOS,
-    AugmentConfigError,
-    Augmenter,
-    RawBoostParams,
-    _multiband_filter,
+from rlspoof.data.augment import AUGMENTATIONS, AugmentConfigError, Augmenter
+from rlspoof.data.channels import (
     add_noise,
     band_limit,
-    isd_noise,
-    lnl_convolutive,
     mu_law,
     mu_law_encode,
-    rawboost,
     resample_chain,
     reverb,
+)
+from rlspoof.data.rawboost import (
+    RAWBOOST_ALGOS,
+    RawBoostParams,
+    isd_noise,
+    lnl_convolutive,
+    multiband_filter,
+    rawboost,
     ssi_noise,
 )
 
@@ -185,7 +186,7 @@ def test_multiband_filter_never_amplifies():
     # regression: firwin's DC normalisation blew short stop-DC filters up by 100x
     p = RawBoostParams()
     for seed in range(200):
-        b = _multiband_filter(np.random.default_rng(seed), p, SR)
+        b = multiband_filter(np.random.default_rng(seed), p, SR)
         assert np.abs(np.fft.rfft(b, 4096)).max() < 1.1
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from rlspoof.data.audio import write_audio
-from rlspoof.data.augment import add_noise, reverb, telephone
+from rlspoof.data.channels import add_noise, reverb, telephone
 from rlspoof.data.manifest import BONAFIDE, SPOOF, Manifest, ManifestRow, write_manifest
 from rlspoof.data.synth.attacks import ATTACKS, AttackContext
 from rlspoof.data.synth.voice import (
