@@ -67,7 +67,7 @@ def _load(folder: Path):
     """A saved policy, or an encoder checkpoint wrapped with mean pooling (the embedding needs no
     head), so a pre-trained encoder can be the "before" of post-training."""
     from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
-    from rlspoof.models.policy import is_policy_folder
+    from rlspoof.models.checkpoint import is_policy_folder
 
     if is_policy_folder(folder):
         return SpoofPolicy.from_pretrained(folder)

@@ -35,7 +35,7 @@ from rlspoof.evaluation import (
 from rlspoof.metrics.forgetting import ROLES, forgetting_report
 from rlspoof.metrics.report import mean_ci, paired_bootstrap_diff
 from rlspoof.models import SpoofPolicy
-from rlspoof.models.policy import WEIGHTS_NAME
+from rlspoof.models.checkpoint import WEIGHTS_NAME
 from rlspoof.recipe import check_keys, parse_overrides, read_recipe
 
 REPORTED = ("eer", "min_dcf", "cllr")

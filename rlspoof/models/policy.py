@@ -2,29 +2,12 @@
 
 Action / class order is ``rlspoof.data.manifest.LABELS``: index 0 bonafide, index 1 spoof.
 ``score`` is the log-odds ``logit[bonafide] - logit[spoof]`` (higher = more bonafide, the
-ASVspoof convention).
-
-Checkpoint folder (``save_pretrained``), all readable without unpickling anything:
-
-* ``config.json``: ``rlspoof_format``, ``rlspoof_version``, label map, sample rate, crop
-  length, the ``PolicyConfig`` (``policy``), the encoder's own transformers config
-  (``encoder``: ``model_type`` + config dict) and free-form ``metadata`` (e.g. ``recipe``).
-* ``model.safetensors``: the full state dict of the policy (encoder + layer weights + pooling
-  + head). With LoRA the adapters are saved **unmerged** (``...base_layer.weight`` plus
-  ``...lora_A/lora_B``), so training can continue; ``from_pretrained`` re-injects LoRA from
-  the stored config before loading.
-
-``from_pretrained`` rebuilds the encoder from the stored config (random init, offline, never
-from the Hub or the original checkpoint) and then loads every key strictly. A policy folder is
-data, never code: the encoder must be a family rlspoof builds with its own classes, a stored
-``trust_remote_code`` is ignored (and no longer written), the size the config declares is
-checked against the safetensors header before anything is allocated, and NaN/Inf weights are
-refused.
+ASVspoof convention). What a saved policy folder holds, and how it is read without trusting
+it, is :mod:`rlspoof.models.checkpoint`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,23 +15,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedModel
 
-from rlspoof import __version__
 from rlspoof.data.audio import crop_or_pad
 from rlspoof.data.manifest import LABEL2ID, LABELS
 from rlspoof.errors import RlspoofError
+from rlspoof.models.checkpoint import (
+    load_policy_weights,
+    policy_config_json,
+    read_policy_folder,
+    write_policy,
+)
 from rlspoof.models.encoders import (
     EncoderConfig,
     apply_freeze,
     apply_lora,
     check_declared_size,
-    check_finite,
     checked_fields,
-    config_to_dict,
     enable_checkpointing,
     encoder_from_config,
     load_encoder,
@@ -68,26 +52,7 @@ __all__ = [
     "SpoofPolicy",
     "NonFiniteScoreError",
     "build_policy",
-    "POLICY_FORMAT",
-    "WEIGHTS_NAME",
 ]
-
-POLICY_FORMAT = "rlspoof-spoof-policy"
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-_PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
-
-
-def is_policy_folder(path: str | Path) -> bool:
-    """Whether ``path`` holds a saved rlspoof policy (rather than an encoder to wrap)."""
-    config = Path(path) / CONFIG_NAME
-    if not config.is_file():
-        return False
-    try:
-        return json.loads(config.read_text()).get("rlspoof_format") == POLICY_FORMAT
-    except (OSError, json.JSONDecodeError):
-        return False
-
 
 @dataclass
 class PolicyConfig:
@@ -390,54 +355,16 @@ class SpoofPolicy(nn.Module):
 
     # ------------------------------------------------------------------ save / load
 
-    def checkpoint_config(self, metadata: dict | None = None) -> dict:
-        """The ``config.json`` content (see the module docstring)."""
-        enc_cfg = self.encoder.config
-        return {
-            "rlspoof_format": POLICY_FORMAT,
-            "rlspoof_version": __version__,
-            "label2id": dict(LABEL2ID),
-            "id2label": {str(i): label for label, i in LABEL2ID.items()},
-            "score": "logit[bonafide] - logit[spoof] (log-odds; higher = more bonafide)",
-            "sample_rate": self.sample_rate,
-            "crop_length": self.crop_length,
-            "weights": (
-                f"{WEIGHTS_NAME}: full state dict"
-                + ("; LoRA adapters unmerged" if self.config.encoder.lora is not None else "")
-            ),
-            # trust_remote_code is the loading user's decision, never the folder's: not saved.
-            "policy": _without_trust(self.config.to_dict()),
-            "encoder": {"model_type": enc_cfg.model_type, "config": config_to_dict(enc_cfg)},
-            "metadata": dict(self.metadata if metadata is None else metadata),
-        }
-
     def save_pretrained(self, save_directory: str | Path, metadata: dict | None = None,
                         state_dict: dict[str, torch.Tensor] | None = None) -> Path:
-        """Write ``config.json`` + ``model.safetensors``; ``metadata`` (JSON-serialisable,
-        e.g. ``{"recipe": {...}}``) defaults to ``self.metadata``. ``state_dict`` replaces this
-        module's own (the full weights the Trainer gathers under ZeRO-3, where each rank's
-        parameters are empty shards). Returns the folder."""
-        folder = Path(save_directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        config = self.checkpoint_config(metadata)
-        try:
-            text = json.dumps(config, indent=2)
-        except TypeError as exc:
-            raise RlspoofError(f"{folder}: metadata is not JSON-serialisable: {exc}") from exc
-        state, seen = {}, set()
-        for key, tensor in (self.state_dict() if state_dict is None else state_dict).items():
-            t = tensor.detach().to("cpu").contiguous()
-            ptr = (t.untyped_storage().data_ptr(), t.storage_offset())
-            if ptr in seen:  # safetensors refuses tensors that share memory
-                t = t.clone()
-            seen.add(ptr)
-            state[key] = t
-        save_file(
-            state,
-            str(folder / WEIGHTS_NAME),
-            metadata={"format": "pt", "rlspoof_version": __version__},
-        )
-        (folder / CONFIG_NAME).write_text(text + "\n", encoding="utf-8")
+        """Write ``config.json`` + ``model.safetensors`` (``rlspoof.models.checkpoint``);
+        ``metadata`` (JSON-serialisable, e.g. ``{"recipe": {...}}``) defaults to
+        ``self.metadata``. ``state_dict`` replaces this module's own (the full weights the
+        Trainer gathers under ZeRO-3, where each rank's parameters are empty shards)."""
+        config = policy_config_json(self, _without_trust(self.config.to_dict()),
+                                    self.metadata if metadata is None else metadata)
+        folder = write_policy(save_directory, config,
+                              self.state_dict() if state_dict is None else state_dict)
         if metadata is not None:
             self.metadata = dict(metadata)
         return folder
@@ -452,37 +379,7 @@ class SpoofPolicy(nn.Module):
         folder is ignored. The size the config declares is checked against the safetensors
         header before the model is allocated, and NaN/Inf weights are refused.
         """
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise RlspoofError(f"{folder}: policy folder does not exist")
-        weights = folder / WEIGHTS_NAME
-        if not weights.is_file():
-            pickles = sorted(
-                p.name for p in folder.iterdir() if p.suffix.lower() in _PICKLE_SUFFIXES
-            )
-            if pickles:
-                raise RlspoofError(
-                    f"{folder}: only pickled weights ({', '.join(pickles)}), no {WEIGHTS_NAME}; "
-                    "rlspoof never unpickles checkpoints (pickles can execute code)"
-                )
-            raise RlspoofError(f"{folder}: no {WEIGHTS_NAME} in the policy folder")
-        config_path = folder / CONFIG_NAME
-        if not config_path.is_file():
-            raise RlspoofError(f"{folder}: no {CONFIG_NAME} in the policy folder")
-        try:
-            data = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RlspoofError(f"{config_path}: unreadable config: {exc}") from exc
-        if not isinstance(data, dict) or data.get("rlspoof_format") != POLICY_FORMAT:
-            raise RlspoofError(
-                f"{folder}: not an rlspoof policy checkpoint (config.json lacks "
-                f"rlspoof_format={POLICY_FORMAT!r}); to start from a transformers encoder "
-                "checkpoint, set encoder.name_or_path instead"
-            )
-        if data.get("label2id", dict(LABEL2ID)) != dict(LABEL2ID):
-            raise RlspoofError(
-                f"{folder}: label map {data.get('label2id')} differs from rlspoof's {dict(LABEL2ID)}"
-            )
+        data, config_path, weights = read_policy_folder(folder)
         try:
             policy_cfg = PolicyConfig.from_dict(data["policy"])
             enc = data["encoder"]
@@ -495,43 +392,15 @@ class SpoofPolicy(nn.Module):
 
         def build() -> SpoofPolicy:
             encoder = encoder_from_config(model_type, enc_dict, policy_cfg.encoder, str(config_path))
-            return cls(
-                policy_cfg,
-                encoder,
-                int(encoder.config.hidden_size),
-                int(encoder.config.num_hidden_layers) + 1,
-            )
+            return cls(policy_cfg, encoder, int(encoder.config.hidden_size),
+                       int(encoder.config.num_hidden_layers) + 1)
 
         # Family, config values and declared size first, all before any allocation.
         check_declared_size(
             build, enc_dict if isinstance(enc_dict, dict) else {}, [weights], str(config_path)
         )
         policy = build()
-        try:
-            state = load_file(str(weights))
-        except (SafetensorError, OSError) as exc:
-            raise RlspoofError(f"{weights}: unreadable safetensors file: {exc}") from exc
-        check_finite(state.items(), str(weights))
-        try:
-            result = policy.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # shape mismatches: one line per tensor; show the first
-            lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
-            first = lines[0] if lines else str(exc)
-            more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
-            raise RlspoofError(
-                f"{folder}: weights do not fit the stored config: {first}{more}"
-            ) from exc
-        problems = []
-        if result.missing_keys:
-            problems.append(
-                f"missing {result.missing_keys[:8]} ({len(result.missing_keys)} in all)"
-            )
-        if result.unexpected_keys:
-            problems.append(
-                f"unexpected {result.unexpected_keys[:8]} ({len(result.unexpected_keys)} in all)"
-            )
-        if problems:
-            raise RlspoofError(f"{folder}: weights do not match the policy: " + "; ".join(problems))
+        load_policy_weights(policy, weights)
         policy.metadata = dict(data.get("metadata") or {})
         return policy.eval()
 

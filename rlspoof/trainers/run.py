@@ -14,7 +14,7 @@ from rlspoof.data.arguments import DataArguments
 from rlspoof.errors import ConfigError
 from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
 from rlspoof.models.arguments import ModelArguments
-from rlspoof.models.policy import WEIGHTS_NAME, is_policy_folder
+from rlspoof.models.checkpoint import WEIGHTS_NAME, is_policy_folder
 from rlspoof.recipe import check_output_dir, load_recipe, read_recipe
 from rlspoof.trainers.base import build_datasets, build_train_sampler, resume_point, train_resuming
 from rlspoof.trainers.grpo import GRPOTrainer
