@@ -78,7 +78,7 @@ def recording(trainer_cls, out: Path, no_dropout: bool = False):
     class Recording(trainer_cls):
         def __init__(self, model, *args, **kwargs):
             if no_dropout:
-                from rlspoof.trainers.grpo import disable_stochastic_layers
+                from rlspoof.trainers.frozen import disable_stochastic_layers
 
                 disable_stochastic_layers(model)
             super().__init__(model, *args, **kwargs)
@@ -125,7 +125,8 @@ def gather_check(out: Path) -> None:
 
     from accelerate import Accelerator
 
-    from rlspoof.trainers.grpo import GRPOTrainer, rollout_advantages
+    from rlspoof.trainers.grpo import GRPOTrainer
+    from rlspoof.trainers.rollouts import rollout_advantages
 
     accelerator = Accelerator(cpu=True)
     rank = accelerator.process_index

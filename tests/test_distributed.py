@@ -50,7 +50,7 @@ from rlspoof.algos import group_advantages
 from rlspoof.cli import app
 from rlspoof.errors import RlspoofError
 from rlspoof.models import SpoofPolicy
-from rlspoof.trainers.grpo import rollout_advantages
+from rlspoof.trainers.rollouts import rollout_advantages
 from rlspoof.trainers.run import train_from_recipe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -420,7 +420,7 @@ def test_disable_stochastic_layers_makes_train_mode_forwards_bit_identical(famil
     SpecAugment and LayerDrop are all switched off: two train-mode passes agree to the bit."""
     from rlspoof.models.encoders import EncoderConfig
     from rlspoof.models.policy import PolicyConfig, build_policy
-    from rlspoof.trainers.grpo import disable_stochastic_layers
+    from rlspoof.trainers.frozen import disable_stochastic_layers
 
     torch.manual_seed(0)
     policy = build_policy(PolicyConfig(encoder=EncoderConfig(preset="tiny", family=family),
@@ -437,7 +437,7 @@ def test_zero3_with_a_reference_or_an_old_policy_is_refused_naming_the_fields():
     from types import SimpleNamespace
 
     from rlspoof.errors import ConfigError
-    from rlspoof.trainers.grpo import check_frozen_copies_fit
+    from rlspoof.trainers.frozen import check_frozen_copies_fit
 
     both = SimpleNamespace(beta=0.04, old_policy_sync_steps=1000)
     with pytest.raises(ConfigError, match=r"beta > 0 .* and old_policy_sync_steps"):

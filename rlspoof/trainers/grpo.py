@@ -16,195 +16,37 @@ single token, so all G samples share one forward pass and GRPO costs about what 
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
-from transformers import TrainerCallback
 from trl.trainer.callbacks import SyncRefModelCallback
-from trl.trainer.utils import RepeatSampler, disable_dropout_in_model
+from trl.trainer.utils import RepeatSampler
 
 from rlspoof.algos import (
     action_log_probs,
-    all_actions,
-    group_advantages,
     group_stats,
     grpo_loss,
-    sample_actions,
     zero_std_fraction,
 )
 from rlspoof.errors import ConfigError, RlspoofError
-from rlspoof.rewards import compute_rewards, resolve_rewards
+from rlspoof.rewards import resolve_rewards
 from rlspoof.trainers.base import SpoofTrainer
-
-
-@dataclass
-class Rollout:
-    """The decisions of one batch and what they earned; reused for ``num_iterations`` steps."""
-
-    utt_ids: list[str]
-    actions: torch.Tensor  # (B, G) sampled, or (B, 2) every action in exact mode
-    sample_weights: torch.Tensor | None  # (B, 2) sampling-policy probabilities in exact mode
-    sampling_logp: torch.Tensor  # (B, G) log-probabilities under the policy that sampled
-    old_logp: torch.Tensor  # (B, G) under the old policy of the ratio (= sampling_logp but for
-                            # rollout_policy: current with an old policy)
-    rewards: torch.Tensor  # (B, G) weighted total
-    rewards_per_func: dict[str, torch.Tensor]
-    advantages: torch.Tensor | None  # (B, G); None until set over several micro-batches
-
-
-def make_rollout(logits, labels, args, reward_funcs, reward_weights, generator, columns,
-                 gather_rows=None, old_logits=None, compute_advantages=True) -> Rollout:
-    """Group sampling from ``logits`` -> rewards -> advantages for one batch (no gradient).
-
-    ``gather_rows`` (see ``GRPOTrainer.gather_rows``) makes batch-level advantage statistics
-    cover the micro-batches of every process; None: this batch alone (one process).
-    ``old_logits``: the old policy's, when it only enters the ratio and does not sample.
-    ``compute_advantages=False`` leaves ``advantages`` to the caller (statistics over several
-    micro-batches)."""
-    logits = logits.detach()
-    probs = torch.softmax(logits.float() / args.temperature, dim=-1)
-    if args.estimator == "exact":
-        actions = all_actions(logits.shape[0], logits.shape[-1], device=logits.device)
-        sample_weights = probs
-    else:
-        actions = sample_actions(logits, args.num_generations, args.temperature, generator)
-        sample_weights = None
-    rewards, per_func = compute_rewards(
-        reward_funcs, reward_weights.to(logits.device), actions, labels, probs=probs, **columns
-    )
-    advantages = rollout_advantages(rewards, sample_weights, args, gather_rows) if compute_advantages else None
-    sampling_logp = action_log_probs(logits, actions, args.temperature)
-    return Rollout(
-        utt_ids=list(columns.get("utt_id", [])),
-        actions=actions,
-        sample_weights=sample_weights,
-        sampling_logp=sampling_logp,
-        old_logp=sampling_logp if old_logits is None else action_log_probs(
-            old_logits.detach(), actions, args.temperature),
-        rewards=rewards,
-        rewards_per_func=per_func,
-        advantages=advantages,
-    )
-
-
-def rollout_advantages(rewards, sample_weights, args, gather_rows=None) -> torch.Tensor:
-    """``group_advantages`` of this batch's rows, with batch-level statistics over the global
-    batch when ``gather_rows`` is given.
-
-    Groups are per utterance and an utterance lives on one process, so group statistics are
-    local to its rank by construction. ``advantage_center: batch`` / ``scale_rewards: batch``
-    use the whole batch, which under DDP is every rank's micro-batch: the rewards (and, in exact
-    mode, the action weights) of all ranks are gathered, the advantages computed on them as one
-    process would on the same global batch, and this rank keeps its own rows. With gradient
-    accumulation, ``rewards`` holds every micro-batch of the step (``batch_scope: accumulation``,
-    TRL's generation batch) or this micro-batch alone (``micro_batch``).
-    """
-    own = slice(None)
-    batch_level = "batch" in (args.advantage_center, args.scale_rewards)
-    if batch_level and gather_rows is not None:
-        rewards, own = gather_rows(rewards)
-        if sample_weights is not None:
-            sample_weights, _ = gather_rows(sample_weights)
-    advantages = group_advantages(
-        rewards, center=args.advantage_center, scale=args.scale_rewards,
-        eps=args.advantage_eps, weights=sample_weights,
-    )
-    return advantages[own]
-
-
-def rollout_tensors(rollouts: dict[int, Rollout]) -> tuple[dict[str, torch.Tensor], dict[str, list[str]]]:
-    """Stored rollouts as flat ``rollouts.<position>.<field>`` tensors plus their utterance ids."""
-    tensors: dict[str, torch.Tensor] = {}
-    for position, rollout in rollouts.items():
-        for field in dataclasses.fields(rollout):
-            value = getattr(rollout, field.name)
-            if field.name == "rewards_per_func":
-                tensors.update({f"rollouts.{position}.rewards_per_func.{k}": v.detach().clone()
-                                for k, v in value.items()})
-            elif isinstance(value, torch.Tensor):
-                # clones: safetensors refuses shared storage (old_logp may be sampling_logp)
-                tensors[f"rollouts.{position}.{field.name}"] = value.detach().clone()
-    return tensors, {str(position): r.utt_ids for position, r in rollouts.items()}
-
-
-def rollouts_from_tensors(tensors: dict[str, torch.Tensor], utt_ids: dict[str, list[str]]) -> dict[int, Rollout]:
-    rollouts = {}
-    for position, ids in utt_ids.items():
-        prefix = f"rollouts.{position}."
-        own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        per_func = {k.split(".", 1)[1]: v for k, v in own.items() if k.startswith("rewards_per_func.")}
-        fields = {f.name: own.get(f.name) for f in dataclasses.fields(Rollout)}
-        rollouts[int(position)] = Rollout(**{**fields, "utt_ids": ids, "rewards_per_func": per_func})
-    return rollouts
-
-
-def read_safetensors(path: Path, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """A safetensors file's tensors and its metadata, from one open."""
-    with safe_open(str(path), "pt", device=device) as f:
-        return {key: f.get_tensor(key) for key in f.keys()}, f.metadata() or {}
-
-
-def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """A reference / old policy: same weights, no gradients, eval mode (no dropout)."""
-    return copy.deepcopy(model).eval().requires_grad_(False)
-
-
-def disable_stochastic_layers(policy: torch.nn.Module) -> None:
-    """TRL's ``disable_dropout`` for an SSL policy, made complete: a training-mode forward must
-    equal its eval-mode reference and old copies at equal weights, or ratio != 1 and KL > 0
-    appear from noise. Besides ``nn.Dropout`` (what TRL's helper zeroes), the wav2vec2, HuBERT
-    and WavLM attention modules keep a float ``dropout`` that they hand to the attention kernel,
-    the encoder applies SpecAugment time/feature masking and LayerDrop in training, and the
-    config's dropout fields rebuild them whenever the encoder is re-created from it."""
-    disable_dropout_in_model(policy)
-    for module in policy.modules():
-        if isinstance(getattr(module, "dropout", None), float):
-            module.dropout = 0.0
-    config = getattr(getattr(policy, "encoder", None), "config", None)
-    if config is not None:
-        config.apply_spec_augment = False
-        for name in _CONFIG_STOCHASTIC_FIELDS:
-            if isinstance(getattr(config, name, None), float):
-                setattr(config, name, 0.0)
-
-
-#: Encoder config fields that make a training-mode forward random (all families rlspoof loads).
-#: SpecAugment is off through ``apply_spec_augment``; its probabilities stay, because a
-#: non-zero one is what gives the model its ``masked_spec_embed`` weight when it is rebuilt.
-_CONFIG_STOCHASTIC_FIELDS = ("attention_dropout", "hidden_dropout", "activation_dropout",
-                             "feat_proj_dropout", "final_dropout", "layerdrop")
-
-
-def check_frozen_copies_fit(zero_stage: int | None, args) -> None:
-    """The reference and old policies are plain deep copies of the policy module. Under ZeRO-3
-    the policy's parameters are partitioned across ranks, and nothing here gathers or
-    partitions the copies with them, so they are refused rather than left untested."""
-    if zero_stage != 3:
-        return
-    uses = [name for name, on in (("beta > 0 (a KL reference)", args.beta > 0),
-                                  ("old_policy_sync_steps (an old policy)", args.old_policy_sync_steps))
-            if on]
-    if uses:
-        raise ConfigError(f"DeepSpeed ZeRO-3 with {' and '.join(uses)}: the frozen copies are not "
-                          "partitioned with the policy; use ZeRO-2 (accelerate-config zero2), or set "
-                          "beta: 0 and old_policy_sync_steps: 0")
-
-
-class SyncOldPolicy(TrainerCallback):
-    """The published method's old policy: a copy refreshed every K optimizer steps."""
-
-    def __init__(self, old_model: torch.nn.Module, every: int):
-        self.old_model, self.every = old_model, every
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step % self.every == 0:
-            SyncRefModelCallback.sync_target_model(model, self.old_model, 1.0)
+from rlspoof.trainers.frozen import (
+    SyncOldPolicy,
+    check_frozen_copies_fit,
+    disable_stochastic_layers,
+    frozen_copy,
+)
+from rlspoof.trainers.rollouts import (
+    Rollout,
+    make_rollout,
+    read_safetensors,
+    rollout_advantages,
+    rollout_tensors,
+    rollouts_from_tensors,
+)
 
 
 class GRPOTrainer(SpoofTrainer):
