@@ -166,56 +166,17 @@ def forgetting_bars(
     method's report lacks, a set missing from one method, or a set given two different roles.
     """
     names = check_methods(report, "report")
-    roles: dict[str, str] = {}
-    for name in names:
-        rep = report[name]
-        if not isinstance(rep, Mapping) or not {"sets", "roles"} <= set(rep):
-            raise ValueError(
-                f"method {name!r}: expected a forgetting_report() dict with 'sets' and 'roles'"
-            )
-        if metric not in rep.get("metrics", ()):
-            raise ValueError(
-                f"method {name!r}: metric {metric!r} not in its report "
-                f"(has: {list(rep.get('metrics', ()))})"
-            )
-        for set_name, role in rep["roles"].items():
-            if role not in ROLES:
-                raise ValueError(f"method {name!r}: set {set_name!r} has unknown role {role!r}")
-            if roles.setdefault(set_name, role) != role:
-                raise ValueError(
-                    f"set {set_name!r} has role {roles[set_name]!r} in one report and "
-                    f"{role!r} in method {name!r}'s"
-                )
-    if not roles:
-        raise ValueError("the reports have no sets")
+    roles = _set_roles(report, names, metric)
     sets = [s for role in ROLES for s in roles if roles[s] == role]
-
     scale = 100.0 if metric == "eer" else 1.0
-    unit = " (pp)" if metric == "eer" else ""
-    deltas = np.empty((len(names), len(sets)))
-    for i, name in enumerate(names):
-        table = report[name]["sets"]
-        for j, set_name in enumerate(sets):
-            if set_name not in table:
-                raise ValueError(
-                    f"method {name!r} has no set {set_name!r} (its sets: {list(table)}); "
-                    f"compare methods on the same suite"
-                )
-            try:
-                value = float(table[set_name][metric]["delta"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"method {name!r}, set {set_name!r}: no numeric {metric!r} delta"
-                ) from exc
-            if not math.isfinite(value):
-                raise ValueError(f"method {name!r}, set {set_name!r}: delta is {value}")
-            deltas[i, j] = scale * value
+    deltas = scale * _delta_table(report, names, sets, metric)
 
     colors = method_colors(names)
     n_m, n_s = len(names), len(sets)
     width = 0.8 / n_m
     x = np.arange(n_s)
     label = _METRIC_LABELS.get(metric, metric)
+    unit = " (pp)" if metric == "eer" else ""
     with matplotlib.rc_context(STYLE):
         fig = new_figure((max(4.0, 0.35 * n_m * n_s + 1.8), 3.6))
         ax = fig.add_subplot()
@@ -257,6 +218,58 @@ def forgetting_bars(
         ax.add_artist(method_legend)
         ax.legend(handles=role_handles, loc="upper right", title="role")
         return save_figure(fig, path)
+
+
+def _set_roles(report: Mapping[str, Mapping[str, Any]], names: list[str],
+               metric: str) -> dict[str, str]:
+    """Set name -> role, the same in every method's report (else ``ValueError``)."""
+    roles: dict[str, str] = {}
+    for name in names:
+        rep = report[name]
+        if not isinstance(rep, Mapping) or not {"sets", "roles"} <= set(rep):
+            raise ValueError(
+                f"method {name!r}: expected a forgetting_report() dict with 'sets' and 'roles'"
+            )
+        if metric not in rep.get("metrics", ()):
+            raise ValueError(
+                f"method {name!r}: metric {metric!r} not in its report "
+                f"(has: {list(rep.get('metrics', ()))})"
+            )
+        for set_name, role in rep["roles"].items():
+            if role not in ROLES:
+                raise ValueError(f"method {name!r}: set {set_name!r} has unknown role {role!r}")
+            if roles.setdefault(set_name, role) != role:
+                raise ValueError(
+                    f"set {set_name!r} has role {roles[set_name]!r} in one report and "
+                    f"{role!r} in method {name!r}'s"
+                )
+    if not roles:
+        raise ValueError("the reports have no sets")
+    return roles
+
+
+def _delta_table(report: Mapping[str, Mapping[str, Any]], names: list[str], sets: list[str],
+                 metric: str) -> np.ndarray:
+    """``(methods, sets)`` deltas of ``metric``, every one finite (else ``ValueError``)."""
+    deltas = np.empty((len(names), len(sets)))
+    for i, name in enumerate(names):
+        table = report[name]["sets"]
+        for j, set_name in enumerate(sets):
+            if set_name not in table:
+                raise ValueError(
+                    f"method {name!r} has no set {set_name!r} (its sets: {list(table)}); "
+                    f"compare methods on the same suite"
+                )
+            try:
+                value = float(table[set_name][metric]["delta"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"method {name!r}, set {set_name!r}: no numeric {metric!r} delta"
+                ) from exc
+            if not math.isfinite(value):
+                raise ValueError(f"method {name!r}, set {set_name!r}: delta is {value}")
+            deltas[i, j] = value
+    return deltas
 
 
 def metric_heatmap(
