@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TextIO
 
+from rlspoof.data.text_files import csv_records, numbered_lines, open_text
 from rlspoof.errors import DataError
 
 BONAFIDE = "bonafide"
@@ -140,78 +140,6 @@ class Manifest(Sequence[ManifestRow]):
         return Counter(tuple(getattr(r, b) for b in by) for r in self.rows)
 
 
-# --- reading text files: every failure is a DataError naming file and line -----------------
-
-_UNDECODABLE = re.compile("[\udc80-\udcff]")
-
-
-def open_text(path: Path, encoding: str = "utf-8-sig") -> TextIO:
-    """Open a text file so that invalid UTF-8 can be reported with its line, not as a
-    UnicodeDecodeError from somewhere in a buffer: read it through ``numbered_lines`` or
-    ``csv_records``, which turn the undecodable bytes (kept as lone surrogates) into errors.
-
-    ``utf-8-sig`` drops a byte-order mark (Excel and Windows editors write one), which would
-    otherwise stick to the first header name or the first protocol line's speaker."""
-    return path.open(newline="", encoding=encoding, errors="surrogateescape")
-
-
-class _Lines:
-    """Physical lines of a file from ``open_text``, counted and checked as they are read."""
-
-    def __init__(self, handle: TextIO, path: Path):
-        self._handle = handle
-        self._path = path
-        self.count = 0
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        text = next(self._handle)
-        self.count += 1
-        bad = _UNDECODABLE.search(text)
-        if bad:
-            byte = ord(bad.group()) - 0xDC00
-            raise DataError(f"not valid UTF-8 (byte 0x{byte:02x} at column {bad.start() + 1})",
-                            self._path, self.count)
-        return text
-
-
-def numbered_lines(handle: TextIO, path: Path) -> Iterator[tuple[int, str]]:
-    """``(1-based line number, text)`` for each line of a file opened with ``open_text``."""
-    lines = _Lines(handle, path)
-    for text in lines:
-        yield lines.count, text
-
-
-def csv_records(
-    handle: TextIO, path: Path, delimiter: str = ",", single_line: bool = False
-) -> Iterator[tuple[int, list[str]]]:
-    """``(line where the record starts, cells)`` for each non-blank record of a CSV file.
-
-    Quoting is strict, so an unterminated quote is an error at its own line rather than a
-    field that swallows the rows after it. ``single_line`` also rejects a record that spans
-    lines, for files whose fields never hold a newline (corpus metadata).
-    """
-    lines = _Lines(handle, path)
-    reader = csv.reader(lines, delimiter=delimiter, strict=True)
-    while True:
-        start = lines.count + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            runs_on = f"; the record runs on to line {lines.count}" if lines.count > start else ""
-            raise DataError(f"malformed CSV ({exc}{runs_on}; unterminated quote?)",
-                            path, start) from None
-        if single_line and lines.count > start:
-            raise DataError(f"quoted field runs on to line {lines.count} (unterminated quote?)",
-                            path, start)
-        if cells:
-            yield start, cells
-
-
 # --- reading and writing -------------------------------------------------------------------
 
 
@@ -312,65 +240,73 @@ def read_manifest(path: str | Path) -> Manifest:
     suffix = path.suffix.lower()
     rows: list[ManifestRow] = []
     first_line: dict[str, int] = {}
-
-    def add(record: dict[str, object], line_no: int) -> None:
-        row = _row_from_record(record, path, line_no)
-        first = first_line.setdefault(row.utt_id, line_no)
-        if first != line_no:
-            raise DataError(f"duplicate utt_id {_clip(row.utt_id)} (first at line {first})",
-                            path, line_no)
-        rows.append(row)
-
     with open_text(path) as handle:
-        if suffix == ".jsonl":
-            for line_no, text in numbered_lines(handle, path):
-                if not text.strip():
-                    continue
-                try:
-                    record = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"invalid JSON: {exc.msg}", path, line_no) from None
-                except RecursionError:
-                    raise DataError("invalid JSON: nested too deeply", path, line_no) from None
-                except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit limit
-                    reason = str(exc).split(":")[0]
-                    raise DataError(f"invalid JSON: {reason}", path, line_no) from None
-                if not isinstance(record, dict):
-                    raise DataError("each JSONL line must be an object", path, line_no)
-                add(record, line_no)
-        else:
-            records = csv_records(handle, path, "\t" if suffix == ".tsv" else ",")
-            header_line, header = next(records, (1, []))
-            if not header:
-                raise DataError(f"file is empty; expected a header line naming "
-                                f"{', '.join(REQUIRED_COLUMNS)}", path, header_line)
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
-            if missing:
-                raise DataError(
-                    f"header lacks required column(s) {', '.join(missing)}; "
-                    f"found {_clip(header, 200)}",
-                    path, header_line,
-                )
-            twice = sorted({name for name in header if name and header.count(name) > 1})
-            if twice:  # a dict would keep only the last of them: a silently lost column
-                raise DataError(f"header names column(s) {', '.join(twice)} more than once",
-                                path, header_line)
-            for line_no, cells in records:
-                if len(cells) != len(header):
-                    more = "more" if len(cells) > len(header) else "fewer"
-                    raise DataError(f"row has {more} cells ({len(cells)}) than the header has "
-                                    f"columns ({len(header)})", path, line_no)
-                record = {}
-                for name, value in zip(header, cells, strict=True):
-                    if name:
-                        record[name] = value
-                    elif value.strip():
-                        raise DataError("a cell has a value but its column has no name in the "
-                                        "header", path, line_no)
-                add(record, line_no)
+        records = (_jsonl_records(handle, path) if suffix == ".jsonl"
+                   else _header_records(handle, path, "\t" if suffix == ".tsv" else ","))
+        for line_no, record in records:
+            row = _row_from_record(record, path, line_no)
+            first = first_line.setdefault(row.utt_id, line_no)
+            if first != line_no:
+                raise DataError(f"duplicate utt_id {_clip(row.utt_id)} (first at line {first})",
+                                path, line_no)
+            rows.append(row)
     if not rows:
         raise DataError("manifest has no rows", path)
     return Manifest(rows, root=path.parent, origin=path)
+
+
+def _jsonl_records(handle: TextIO, path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    """``(line, object)`` for each non-blank line of a JSONL manifest."""
+    for line_no, text in numbered_lines(handle, path):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON: {exc.msg}", path, line_no) from None
+        except RecursionError:
+            raise DataError("invalid JSON: nested too deeply", path, line_no) from None
+        except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit limit
+            reason = str(exc).split(":")[0]
+            raise DataError(f"invalid JSON: {reason}", path, line_no) from None
+        if not isinstance(record, dict):
+            raise DataError("each JSONL line must be an object", path, line_no)
+        yield line_no, record
+
+
+def _header_records(handle: TextIO, path: Path,
+                    delimiter: str) -> Iterator[tuple[int, dict[str, object]]]:
+    """``(line, column -> cell)`` for each record of a CSV/TSV manifest, after checking the
+    header: present, with the required columns, none named twice."""
+    records = csv_records(handle, path, delimiter)
+    header_line, header = next(records, (1, []))
+    if not header:
+        raise DataError(f"file is empty; expected a header line naming "
+                        f"{', '.join(REQUIRED_COLUMNS)}", path, header_line)
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise DataError(
+            f"header lacks required column(s) {', '.join(missing)}; "
+            f"found {_clip(header, 200)}",
+            path, header_line,
+        )
+    twice = sorted({name for name in header if name and header.count(name) > 1})
+    if twice:  # a dict would keep only the last of them: a silently lost column
+        raise DataError(f"header names column(s) {', '.join(twice)} more than once",
+                        path, header_line)
+    for line_no, cells in records:
+        if len(cells) != len(header):
+            more = "more" if len(cells) > len(header) else "fewer"
+            raise DataError(f"row has {more} cells ({len(cells)}) than the header has "
+                            f"columns ({len(header)})", path, line_no)
+        record = {}
+        for name, value in zip(header, cells, strict=True):
+            if name:
+                record[name] = value
+            elif value.strip():
+                raise DataError("a cell has a value but its column has no name in the "
+                                "header", path, line_no)
+        yield line_no, record
 
 
 def _record(row: ManifestRow) -> dict[str, object]:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from rlspoof.data.audio import AUDIO_EXTENSIONS, load_audio, window_starts
-from rlspoof.data.manifest import BONAFIDE, numbered_lines, open_text
+from rlspoof.data.manifest import BONAFIDE
+from rlspoof.data.text_files import numbered_lines, open_text
 from rlspoof.errors import AudioError, DataError, RlspoofError
 from rlspoof.evaluation.scoring import (
     NON_FINITE_SCORE,

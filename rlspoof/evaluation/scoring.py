@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from rlspoof.data.audio import load_audio
-from rlspoof.data.manifest import BONAFIDE, Manifest, csv_records, numbered_lines, open_text
+from rlspoof.data.manifest import BONAFIDE, Manifest
+from rlspoof.data.text_files import csv_records, numbered_lines, open_text
 from rlspoof.errors import AudioError, DataError, RlspoofError
 from rlspoof.metrics.report import bootstrap_ci, grouped_metrics, score_metrics
 from rlspoof.models import SpoofPolicy

@@ -13,11 +13,10 @@ from rlspoof.data.manifest import (
     UNKNOWN,
     Manifest,
     ManifestRow,
-    csv_records,
     normalize_label,
-    open_text,
     parse_duration,
 )
+from rlspoof.data.text_files import csv_records, open_text
 from rlspoof.errors import DataError
 
 ANTIDEEPFAKE_COLUMNS = ("ID", "Label", "Duration", "SampleRate", "Path", "Attack", "Speaker",

@@ -8,13 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rlspoof.data.audio import AUDIO_EXTENSIONS
-from rlspoof.data.manifest import (
-    BONAFIDE,
-    LABELS,
-    UNKNOWN,
-    numbered_lines,
-    open_text,
-)
+from rlspoof.data.manifest import BONAFIDE, LABELS, UNKNOWN
+from rlspoof.data.text_files import numbered_lines, open_text
 from rlspoof.errors import DataError
 
 # Audio formats that AUDIO_EXTENSIONS does not cover: reported in `skipped`, never dropped silently.

@@ -16,11 +16,10 @@ from rlspoof.data.manifest import (
     SPOOF,
     UNKNOWN,
     ManifestRow,
-    csv_records,
     normalize_label,
-    open_text,
     read_manifest,
 )
+from rlspoof.data.text_files import csv_records, open_text
 from rlspoof.errors import DataError
 
 
