@@ -58,8 +58,24 @@ def figures(cfg, results: dict, scores: dict, out: Path) -> list[Path]:
 
 
 def write_report(cfg, results: dict, scores: dict, out: Path) -> Path:
+    """``report.md`` (and its HTML) in ``out``: one section per kind of result, then figures."""
     out = Path(out)
     made = figures(cfg, results, scores, out)
+    lines = _runs_section(cfg, results) + _eer_section(cfg, results)
+    if results["paired"]:
+        lines += _paired_section(cfg, results["paired"])
+    if results["forgetting"]:
+        lines += _forgetting_section(results["forgetting"])
+    if results.get("cost"):
+        lines += _cost_section(cfg, results["cost"])
+    lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in made]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    write_html(path)
+    return path
+
+
+def _runs_section(cfg, results: dict) -> list[str]:
     facts = run_facts()
     corpus = "SYNTHETIC corpus (rlspoof data synth)" if results["synthetic"] else "evaluation corpora"
     lines = [
@@ -73,56 +89,63 @@ def write_report(cfg, results: dict, scores: dict, out: Path) -> Path:
         "| run | status |",
         "|---|---|",
     ]
-    lines += [f"| {name} | {run['status']}{': ' + run['error'] if run['error'] else ''} |"
-              for name, run in results["runs"].items()]
-    sets = list(cfg.suite)
-    roles = cfg.roles
-    lines += ["", "## EER % by set (mean over seeds [95% t-interval])", "",
-              "| method | " + " | ".join(f"{n} ({roles[n]})" for n in sets) + " |",
-              "|---|" + "---|" * len(sets)]
+    return lines + [f"| {name} | {run['status']}{': ' + run['error'] if run['error'] else ''} |"
+                    for name, run in results["runs"].items()]
+
+
+def _eer_section(cfg, results: dict) -> list[str]:
+    sets, roles = list(cfg.suite), cfg.roles
+    lines = ["", "## EER % by set (mean over seeds [95% t-interval])", "",
+             "| method | " + " | ".join(f"{n} ({roles[n]})" for n in sets) + " |",
+             "|---|" + "---|" * len(sets)]
     for method, by_set in results["per_method"].items():
         if by_set:
             lines.append(f"| {method} | " + " | ".join(_mean_ci(by_set[n]["eer"]) for n in sets) + " |")
     if results["baseline"]:
         lines.append("| *baseline (before)* | "
                      + " | ".join(_pct(results["baseline"][n]["eer"]) for n in sets) + " |")
-    if results["paired"]:
-        lines += ["", f"## Paired differences against {cfg.reference} (EER pp; negative = better)", "",
-                  "Per seed: paired bootstrap over the same trials; across seeds: mean [t-interval].", "",
-                  "| comparison | set | mean diff | per seed: diff [95% CI] (p) |", "|---|---|---|---|"]
-        for comparison, by_set in results["paired"].items():
-            for set_name, entry in by_set.items():
-                seeds = "; ".join(f"{s}: {_pct(p['diff'])} [{_pct(p['low'])}, {_pct(p['high'])}] "
-                                  f"(p={p['p_value']:.3f})" for s, p in entry["per_seed"].items())
-                lines.append(f"| {comparison} | {set_name} | {_mean_ci(entry['eer_diff'])} | {seeds} |")
-    if results["forgetting"]:
-        lines += ["", "## Forgetting against the baseline (EER pp; + = worse)", "",
-                  "| method | target gain | old: mean change | old: average forgetting | ood: mean change |",
-                  "|---|---|---|---|---|"]
-        for method, report in results["forgetting"].items():
-            s = report["summary"]["eer"]
-            lines.append(f"| {method} | {_pct(s['target_gain'])} | {_pct(s['old_mean_change'])} | "
-                         f"{_pct(s['average_forgetting'])} | {_pct(s['ood_mean_change'])} |")
-    if results.get("cost"):
-        reference_time = (results["cost"].get(cfg.reference) or {}).get("train_runtime_s")
-        lines += ["", "## Cost", "",
-                  "Wall time of `Trainer.train` on this machine (mean over seeds); x = ratio to "
-                  f"{cfg.reference}.", "",
-                  "| method | trainable parameters | of total | train time s | x |", "|---|---|---|---|---|"]
-        for method, cost in results["cost"].items():
-            time, trainable, total = cost["train_runtime_s"], cost.get("trainable"), cost.get("total")
-            lines.append(" | ".join([
-                f"| {method}",
-                "–" if trainable is None else f"{trainable:,}",
-                f"{trainable / total:.1%}" if trainable is not None and total else "–",
-                "–" if time is None else f"{time['mean']:.0f}",
-                f"{time['mean'] / reference_time['mean']:.2f} |" if time and reference_time else "– |",
-            ]))
-    lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in made]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    write_html(path)
-    return path
+    return lines
+
+
+def _paired_section(cfg, paired: dict) -> list[str]:
+    lines = ["", f"## Paired differences against {cfg.reference} (EER pp; negative = better)", "",
+             "Per seed: paired bootstrap over the same trials; across seeds: mean [t-interval].", "",
+             "| comparison | set | mean diff | per seed: diff [95% CI] (p) |", "|---|---|---|---|"]
+    for comparison, by_set in paired.items():
+        for set_name, entry in by_set.items():
+            seeds = "; ".join(f"{s}: {_pct(p['diff'])} [{_pct(p['low'])}, {_pct(p['high'])}] "
+                              f"(p={p['p_value']:.3f})" for s, p in entry["per_seed"].items())
+            lines.append(f"| {comparison} | {set_name} | {_mean_ci(entry['eer_diff'])} | {seeds} |")
+    return lines
+
+
+def _forgetting_section(forgetting: dict) -> list[str]:
+    lines = ["", "## Forgetting against the baseline (EER pp; + = worse)", "",
+             "| method | target gain | old: mean change | old: average forgetting | ood: mean change |",
+             "|---|---|---|---|---|"]
+    for method, report in forgetting.items():
+        s = report["summary"]["eer"]
+        lines.append(f"| {method} | {_pct(s['target_gain'])} | {_pct(s['old_mean_change'])} | "
+                     f"{_pct(s['average_forgetting'])} | {_pct(s['ood_mean_change'])} |")
+    return lines
+
+
+def _cost_section(cfg, costs: dict) -> list[str]:
+    reference_time = (costs.get(cfg.reference) or {}).get("train_runtime_s")
+    lines = ["", "## Cost", "",
+             "Wall time of `Trainer.train` on this machine (mean over seeds); x = ratio to "
+             f"{cfg.reference}.", "",
+             "| method | trainable parameters | of total | train time s | x |", "|---|---|---|---|---|"]
+    for method, cost in costs.items():
+        time, trainable, total = cost["train_runtime_s"], cost.get("trainable"), cost.get("total")
+        lines.append(" | ".join([
+            f"| {method}",
+            "–" if trainable is None else f"{trainable:,}",
+            f"{trainable / total:.1%}" if trainable is not None and total else "–",
+            "–" if time is None else f"{time['mean']:.0f}",
+            f"{time['mean'] / reference_time['mean']:.2f} |" if time and reference_time else "– |",
+        ]))
+    return lines
 
 
 _HTML = """<!doctype html>
