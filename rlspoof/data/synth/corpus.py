@@ -259,20 +259,7 @@ def build_corpus(out: str | Path, size: str = "small", seed: int = 1234,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan_jobs(out, size, seed, splits)
-    n_jobs = n_jobs or os.cpu_count() or 1
-    results = []
-    if n_jobs == 1:
-        for i, job in enumerate(jobs):
-            results.append(_run_job(job))
-            if progress:
-                progress(i + 1, len(jobs))
-    else:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            for i, result in enumerate(pool.map(_run_job, jobs, chunksize=8)):
-                results.append(result)
-                if progress:
-                    progress(i + 1, len(jobs))
-
+    results = _run_jobs(jobs, n_jobs or os.cpu_count() or 1, progress)
     domains = {s.name: s.domain for s in split_specs(SIZES[size])
                if splits is None or s.name in splits}
     rows = []
@@ -288,7 +275,31 @@ def build_corpus(out: str | Path, size: str = "small", seed: int = 1234,
     write_manifest(manifest, out / "manifest.csv")
     for split in domains:
         write_manifest(manifest.filter(split=split), out / f"{split}.csv")
-    card = {
+    card = _corpus_card(manifest, size, seed, domains)
+    (out / "corpus.json").write_text(json.dumps(card, indent=2) + "\n")
+    return manifest
+
+
+def _run_jobs(jobs: list[UtteranceJob], n_jobs: int, progress) -> list[tuple[float, dict[str, str]]]:
+    """Synthesise every job, in order (in ``n_jobs`` processes); ``progress(done, total)``."""
+    results = []
+    if n_jobs == 1:
+        for i, job in enumerate(jobs):
+            results.append(_run_job(job))
+            if progress:
+                progress(i + 1, len(jobs))
+        return results
+    with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+        for i, result in enumerate(pool.map(_run_job, jobs, chunksize=8)):
+            results.append(result)
+            if progress:
+                progress(i + 1, len(jobs))
+    return results
+
+
+def _corpus_card(manifest: Manifest, size: str, seed: int, domains: dict[str, str]) -> dict:
+    """``corpus.json``: what the corpus is (SYNTHETIC), how it was made and what each split holds."""
+    return {
         "synthetic": True,
         "note": "Procedurally synthesised speech-like audio; numbers on it are synthetic-corpus numbers.",
         "generator": "rlspoof.data.synth",
@@ -315,5 +326,3 @@ def build_corpus(out: str | Path, size: str = "small", seed: int = 1234,
             for split in domains
         },
     }
-    (out / "corpus.json").write_text(json.dumps(card, indent=2) + "\n")
-    return manifest
