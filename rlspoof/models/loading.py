@@ -239,19 +239,10 @@ def load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
         if not local.exists():
             raise RlspoofError(f"{name}: encoder checkpoint folder does not exist")
         _check_local_folder(local, cfg.allow_pickle)
-        source = str(local)
-    else:
-        source = name
+    source = str(local) if is_local else name
 
     def not_found(exc: Exception) -> RlspoofError:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if is_local:
-            return RlspoofError(f"{name}: could not load the encoder checkpoint: {first}")
-        return RlspoofError(
-            f"{name}: encoder checkpoint could not be found locally (no such folder) or "
-            f"downloaded from the Hugging Face Hub (offline, no network, or a wrong/private id): "
-            f"{first}"
-        )
+        return _not_found(name, is_local, exc)
 
     try:
         # Reads config.json only (a JSON file); nothing is imported.
@@ -285,25 +276,46 @@ def load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
     if getattr(config, FRONT_END_KEY, None) is not None and not cfg.trust_remote_code:
         model = _load_with_front_end(build, files, name)
     else:
-        kwargs = {"trust_remote_code": True} if cfg.trust_remote_code else {}
-        try:
-            model, info = loader.from_pretrained(
-                source,
-                config=config,
-                # allow_pickle: prefer safetensors, fall back to .bin; otherwise safetensors only.
-                use_safetensors=None if cfg.allow_pickle else True,
-                dtype=torch.float32,
-                output_loading_info=True,
-                **kwargs,
-            )
-        except OSError as exc:
-            raise not_found(exc) from exc
-        except Exception as exc:  # corrupt files (SafetensorError), shape mismatches, ...
-            raise RlspoofError(
-                f"{name}: the encoder's weights could not be loaded ({type(exc).__name__}): {exc}"
-            ) from exc
-        _check_loading_info(model, info, name)
+        model = _load_with_transformers(loader, source, config, cfg, is_local)
     check_finite(model.state_dict().items(), ", ".join(str(f) for f in files))
+    return model
+
+
+def _not_found(name: str, is_local: bool, exc: Exception) -> RlspoofError:
+    """The error for a checkpoint that cannot be read: where it was looked for, and why."""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if is_local:
+        return RlspoofError(f"{name}: could not load the encoder checkpoint: {first}")
+    return RlspoofError(
+        f"{name}: encoder checkpoint could not be found locally (no such folder) or "
+        f"downloaded from the Hugging Face Hub (offline, no network, or a wrong/private id): "
+        f"{first}"
+    )
+
+
+def _load_with_transformers(loader: Any, source: str, config: PretrainedConfig,
+                            cfg: EncoderConfig, is_local: bool) -> nn.Module:
+    """``loader.from_pretrained`` (the family's class, or ``AutoModel`` with the caller's
+    ``trust_remote_code``), every key loaded or an error naming what is missing."""
+    name = str(cfg.name_or_path)
+    kwargs = {"trust_remote_code": True} if cfg.trust_remote_code else {}
+    try:
+        model, info = loader.from_pretrained(
+            source,
+            config=config,
+            # allow_pickle: prefer safetensors, fall back to .bin; otherwise safetensors only.
+            use_safetensors=None if cfg.allow_pickle else True,
+            dtype=torch.float32,
+            output_loading_info=True,
+            **kwargs,
+        )
+    except OSError as exc:
+        raise _not_found(name, is_local, exc) from exc
+    except Exception as exc:  # corrupt files (SafetensorError), shape mismatches, ...
+        raise RlspoofError(
+            f"{name}: the encoder's weights could not be loaded ({type(exc).__name__}): {exc}"
+        ) from exc
+    _check_loading_info(model, info, name)
     return model
 
 
