@@ -293,26 +293,8 @@ def metric_heatmap(
     ``ValueError`` for a matrix that is not 2-D or is empty, labels whose count does not match
     its shape, infinite values, or a ``fmt`` that cannot format a float.
     """
-    arr = np.asarray(matrix, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(f"matrix must be 2-D, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"matrix is empty (shape {arr.shape})")
+    arr = _checked_matrix(matrix, row_labels, col_labels, fmt, cmap)
     row_labels, col_labels = [str(r) for r in row_labels], [str(c) for c in col_labels]
-    if len(row_labels) != arr.shape[0] or len(col_labels) != arr.shape[1]:
-        raise ValueError(
-            f"matrix has shape {arr.shape} but got {len(row_labels)} row labels and "
-            f"{len(col_labels)} column labels"
-        )
-    if np.isinf(arr).any():
-        raise ValueError("matrix contains infinite values")
-    try:
-        fmt.format(1.0)
-    except (IndexError, KeyError, ValueError) as exc:
-        raise ValueError(f"fmt {fmt!r} cannot format a float: {exc}") from exc
-    if cmap not in matplotlib.colormaps:
-        raise ValueError(f"unknown colour map {cmap!r}")
-
     n_r, n_c = arr.shape
     finite = np.isfinite(arr)
     with matplotlib.rc_context(STYLE):
@@ -357,3 +339,27 @@ def metric_heatmap(
         if title:
             ax.set_title(title)
         return save_figure(fig, path)
+
+
+def _checked_matrix(matrix, row_labels: Sequence[str], col_labels: Sequence[str], fmt: str,
+                    cmap: str) -> np.ndarray:
+    """``matrix`` as a float 2-D array, or ``ValueError`` naming what cannot be drawn."""
+    arr = np.asarray(matrix, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"matrix must be 2-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"matrix is empty (shape {arr.shape})")
+    if len(row_labels) != arr.shape[0] or len(col_labels) != arr.shape[1]:
+        raise ValueError(
+            f"matrix has shape {arr.shape} but got {len(row_labels)} row labels and "
+            f"{len(col_labels)} column labels"
+        )
+    if np.isinf(arr).any():
+        raise ValueError("matrix contains infinite values")
+    try:
+        fmt.format(1.0)
+    except (IndexError, KeyError, ValueError) as exc:
+        raise ValueError(f"fmt {fmt!r} cannot format a float: {exc}") from exc
+    if cmap not in matplotlib.colormaps:
+        raise ValueError(f"unknown colour map {cmap!r}")
+    return arr
