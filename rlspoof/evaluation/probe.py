@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate.utils import extract_model_from_parallel
-from transformers.models.wav2vec2.modeling_wav2vec2 import (
-    Wav2Vec2ForPreTraining,
-)
+from transformers.models.wav2vec2.modeling_wav2vec2 import Wav2Vec2ForPreTraining
 
 from rlspoof.data.audio import DEFAULT_SAMPLE_RATE, load_audio
 from rlspoof.data.manifest import BONAFIDE, Manifest, read_manifest
@@ -21,7 +19,6 @@ from rlspoof.metrics import compute_eer
 from rlspoof.models.encoders import EncoderConfig, load_encoder
 from rlspoof.models.inference import run_batched
 
-#: Config keys that are PretrainConfig fields; ``encoder_overrides`` may not set them too.
 #: Pooled features for the probe: mean over time of the last hidden state, or of the average
 #: of all hidden states (the transformer input plus every layer's output).
 PROBE_FEATURES = ("all_layers", "last")

@@ -49,9 +49,6 @@ from rlspoof.trainers.base import (
 )
 from rlspoof.trainers.pretrain_config import PRETRAIN_KEYS, PretrainConfig, PretrainDataArguments
 
-#: Config keys that are PretrainConfig fields; ``encoder_overrides`` may not set them too.
-
-
 # --- model ------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from rlspoof.data.manifest import BONAFIDE, LABELS, normalize_label
 from rlspoof.errors import ConfigError, RlspoofError
 from rlspoof.recipe import check_positive, check_training_args, yaml_problem
 
+#: Config keys that are PretrainConfig fields; ``encoder_overrides`` may not set them too.
 PRETRAIN_KEYS = (
     "mask_time_prob", "mask_time_length", "num_negatives", "codevector_dim",
     "proj_codevector_dim", "num_codevector_groups", "num_codevectors_per_group",
@@ -23,7 +24,7 @@ PRETRAIN_KEYS = (
 #: Encoder families that can be pre-trained. Only wav2vec 2.0 has a pre-training head in
 #: transformers with a contrastive objective.
 PRETRAIN_FAMILIES = ("wav2vec2",)
-#: Presets small enough to pre-train on a CPU (``rlspoof.models.encoders.PRESETS``).
+#: Presets small enough to pre-train on a CPU (``rlspoof.models.presets.PRESETS``).
 PRETRAIN_PRESETS = ("tiny", "tiny-logspec")
 
 
