@@ -150,6 +150,32 @@ def _is_structured(owner, key: str) -> bool:
     return any(k.startswith(("dict", "list[dict")) for k in _annotation(owner, key))
 
 
+def _split_overrides(items: list[str]) -> list[tuple[str, str, object]]:
+    """``(key, text, YAML value)`` of each ``--set key=value``; a malformed item or value is a
+    ConfigError naming it."""
+    pairs = []
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        pairs.append((key, value, yaml_value(value, f"--set {key}")))
+    return pairs
+
+
+def _parser_args(pairs: list[tuple[str, str, object]], dataclass_types) -> list[str]:
+    args = []
+    valid = _valid_keys(dataclass_types)
+    for key, value, parsed in pairs:
+        if parsed is None or (key in valid and _is_structured(valid[key], key)):
+            continue
+        if isinstance(parsed, list) and _is_list_field(key, dataclass_types):
+            args += [f"--{key}", *(str(v) for v in parsed)]
+        else:  # a quoted string loses its quotes, as in YAML; one token: it may start with "-"
+            args.append(f"--{key}={parsed if isinstance(parsed, str) else value}")
+    return args
+
+
 def parse_overrides(items: list[str], dataclass_types=()) -> list[str]:
     """``["lr=1e-4", "w=[1,4]"]`` -> ``["--lr", "1e-4", "--w", "1", "4"]`` for the argument parser.
 
@@ -160,21 +186,7 @@ def parse_overrides(items: list[str], dataclass_types=()) -> list[str]:
     ``load_recipe`` sets them itself, since the argument parser has no spelling for None, a
     mapping or a list of mappings.
     """
-    args = []
-    valid = _valid_keys(dataclass_types)
-    for item in items:
-        key, sep, value = str(item).partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        parsed = yaml_value(value, f"--set {key}")
-        if parsed is None or (key in valid and _is_structured(valid[key], key)):
-            continue
-        if isinstance(parsed, list) and _is_list_field(key, dataclass_types):
-            args += [f"--{key}", *(str(v) for v in parsed)]
-        else:  # a quoted string loses its quotes, as in YAML; one token: it may start with "-"
-            args.append(f"--{key}={parsed if isinstance(parsed, str) else value}")
-    return args
+    return _parser_args(_split_overrides(items), dataclass_types)
 
 
 def read_recipe(path: str | Path) -> dict:
@@ -227,13 +239,12 @@ def load_recipe(path: str | Path, dataclass_types, overrides: list[str] | None =
     path = Path(path)
     recipe = read_recipe(path)
     check_keys(recipe, dataclass_types, str(path))
-    args = parse_overrides(overrides or [], dataclass_types)
-    set_keys = [str(item).partition("=")[0].strip() for item in overrides or []]
+    pairs = _split_overrides(overrides or [])
+    args = _parser_args(pairs, dataclass_types)
+    set_keys = [key for key, _, _ in pairs]
     check_keys(set_keys, dataclass_types, "--set")
     valid = _valid_keys(dataclass_types)
-    for item in overrides or []:  # null (the recipe's value becomes None) and structured values
-        key, _, value = (part.strip() for part in str(item).partition("="))
-        parsed = yaml.safe_load(value)
+    for key, _, parsed in pairs:  # null (the recipe's value becomes None) and structured values
         if parsed is None or _is_structured(valid[key], key):
             recipe[key] = parsed
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from rlspoof.data.dataset import SpoofDataset
+from rlspoof.data.dataset import ProgressFn, SpoofDataset
 from rlspoof.data.manifest import BONAFIDE, SPOOF, UNKNOWN, Manifest
 from rlspoof.errors import RlspoofError
 from rlspoof.evaluation.scoring import duration_chunks
@@ -34,7 +34,6 @@ __all__ = [
     "subsample_per_attack",
 ]
 
-ProgressFn = Callable[[int, int], None]
 
 
 @torch.no_grad()

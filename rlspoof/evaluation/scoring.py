@@ -9,21 +9,20 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rlspoof.data.audio import load_audio
+from rlspoof.data.dataset import ProgressFn
 from rlspoof.data.manifest import BONAFIDE, Manifest
 from rlspoof.data.text_files import csv_records, numbered_lines, open_text
 from rlspoof.errors import AudioError, DataError, RlspoofError
 from rlspoof.metrics.report import bootstrap_ci, grouped_metrics, score_metrics
 from rlspoof.models import SpoofPolicy
 from rlspoof.models.policy import NonFiniteScoreError
-
-ProgressFn = Callable[[int, int], None]
 
 #: Headers of the score files rlspoof writes; the score is the second column of both.
 SCORE_FILE_HEADER = ["filename", "cm-score", "label", "attack"]  # eval: scores/<set>.tsv

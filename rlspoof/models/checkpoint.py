@@ -57,9 +57,8 @@ def is_policy_folder(path: str | Path) -> bool:
 
 
 
-def policy_config_json(policy: SpoofPolicy, policy_dict: dict, metadata: dict) -> dict:
-    """The ``config.json`` content (see the module docstring); ``policy_dict`` is the
-    ``PolicyConfig`` as saved (without ``trust_remote_code``: the loading user's decision)."""
+def policy_config_json(policy: SpoofPolicy, metadata: dict) -> dict:
+    """The ``config.json`` content (see the module docstring)."""
     enc_cfg = policy.encoder.config
     return {
         "rlspoof_format": POLICY_FORMAT,
@@ -73,10 +72,17 @@ def policy_config_json(policy: SpoofPolicy, policy_dict: dict, metadata: dict) -
             f"{WEIGHTS_NAME}: full state dict"
             + ("; LoRA adapters unmerged" if policy.config.encoder.lora is not None else "")
         ),
-        "policy": policy_dict,
+        # trust_remote_code is the loading user's decision, never the folder's: not saved.
+        "policy": _without_trust(policy.config.to_dict()),
         "encoder": {"model_type": enc_cfg.model_type, "config": config_to_dict(enc_cfg)},
         "metadata": dict(metadata),
     }
+
+
+def _without_trust(policy_dict: dict) -> dict:
+    """The policy config as saved: without the encoder's ``trust_remote_code``."""
+    encoder = {k: v for k, v in policy_dict["encoder"].items() if k != "trust_remote_code"}
+    return {**policy_dict, "encoder": encoder}
 
 
 def write_policy(save_directory: str | Path, config: dict,

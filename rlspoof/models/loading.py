@@ -241,14 +241,11 @@ def load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
         _check_local_folder(local, cfg.allow_pickle)
     source = str(local) if is_local else name
 
-    def not_found(exc: Exception) -> RlspoofError:
-        return _not_found(name, is_local, exc)
-
     try:
         # Reads config.json only (a JSON file); nothing is imported.
         config_dict, _ = PretrainedConfig.get_config_dict(source)
     except (OSError, ValueError, KeyError) as exc:
-        raise not_found(exc) from exc
+        raise _not_found(name, is_local, exc) from exc
     where = f"{name} (config.json)"
     if not isinstance(config_dict, dict):
         raise RlspoofError(f"{where}: not a transformers config (a JSON object)")
@@ -271,7 +268,7 @@ def load_checkpoint(cfg: EncoderConfig) -> PreTrainedModel:
     try:
         files = _weight_files(source, is_local, cfg.allow_pickle)
     except OSError as exc:
-        raise not_found(exc) from exc
+        raise _not_found(name, is_local, exc) from exc
     check_declared_size(build, config.to_dict(), files, where)
     if getattr(config, FRONT_END_KEY, None) is not None and not cfg.trust_remote_code:
         model = _load_with_front_end(build, files, name)

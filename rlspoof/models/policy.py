@@ -361,8 +361,7 @@ class SpoofPolicy(nn.Module):
         ``metadata`` (JSON-serialisable, e.g. ``{"recipe": {...}}``) defaults to
         ``self.metadata``. ``state_dict`` replaces this module's own (the full weights the
         Trainer gathers under ZeRO-3, where each rank's parameters are empty shards)."""
-        config = policy_config_json(self, _without_trust(self.config.to_dict()),
-                                    self.metadata if metadata is None else metadata)
+        config = policy_config_json(self, self.metadata if metadata is None else metadata)
         folder = write_policy(save_directory, config,
                               self.state_dict() if state_dict is None else state_dict)
         if metadata is not None:
@@ -403,12 +402,6 @@ class SpoofPolicy(nn.Module):
         load_policy_weights(policy, weights)
         policy.metadata = dict(data.get("metadata") or {})
         return policy.eval()
-
-
-def _without_trust(policy_dict: dict) -> dict:
-    """The policy config as saved: without the encoder's ``trust_remote_code``."""
-    encoder = {k: v for k, v in policy_dict["encoder"].items() if k != "trust_remote_code"}
-    return {**policy_dict, "encoder": encoder}
 
 
 def build_policy(config: PolicyConfig) -> SpoofPolicy:

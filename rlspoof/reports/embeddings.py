@@ -11,7 +11,7 @@ manifest) raises :class:`~rlspoof.errors.RlspoofError` so the CLI prints one lin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -22,7 +22,6 @@ from rlspoof.reports.style import PALETTE, STYLE, new_figure, save_figure
 
 __all__ = ["Panel", "plot_embeddings"]
 
-ProgressFn = Callable[[int, int], None]
 #: ``(name, points (N, 2), labels, attacks)``: one row of :func:`plot_embeddings`.
 Panel = tuple[str, np.ndarray, Sequence[str], Sequence[str]]
 
