@@ -90,6 +90,49 @@ def test_compare_reports_every_method_set_seed_and_survives_a_failed_run(tiny_co
                 assert again["metrics"][method][seed][set_name]["eer"] == metrics["eer"]
 
 
+def test_compare_redoes_what_a_newer_start_or_rebuilt_manifest_made_stale(tiny_corpus, tmp_path):
+    """Reuse is by file time and content: after the start checkpoint is retrained every run is
+    trained again, and after a set's manifest is rewritten (a new corpus version) its scores
+    are recomputed, even though the old files are complete and newer than the runs."""
+    import os
+    import shutil
+
+    folder, _ = tiny_corpus
+    calls = []
+    cfg = _config(tiny_corpus, tmp_path, {"sft": "sft.yaml"})
+    _fake_train([])("sft.yaml", ["seed=9", f"output_dir={tmp_path / 'start'}"])
+    cfg.start = str(tmp_path / "start")
+    manifest = tmp_path / "unseen.csv"
+    shutil.copy(folder / "eval_unseen_attack.csv", manifest)
+    manifest.write_text(manifest.read_text().replace("audio/", f"{folder}/audio/"))
+    cfg.suite["unseen"]["manifest"] = str(manifest)
+    compare(cfg, train_fn=_fake_train(calls), log=lambda *_: None)
+    assert len(calls) == 2
+
+    dev_scores = run_dir(cfg, "sft", 1) / "eval" / "scores" / "dev.tsv"
+    unseen_scores = run_dir(cfg, "sft", 1) / "eval" / "scores" / "unseen.tsv"
+    kept = dev_scores.stat().st_mtime_ns
+    # the manifest is rewritten with one row fewer, and dated after every score file
+    lines = manifest.read_text().splitlines(keepends=True)
+    manifest.write_text("".join(lines[:-1]))
+    later = unseen_scores.stat().st_mtime + 5
+    os.utime(manifest, (later, later))
+    calls.clear()
+    again = compare(cfg, train_fn=_fake_train(calls), log=lambda *_: None)
+    assert calls == [] and dev_scores.stat().st_mtime_ns == kept
+    assert again["metrics"]["sft"]["1"]["unseen"]["n_spoof"] + again["metrics"]["sft"]["1"]["unseen"][
+        "n_bonafide"] == len(lines) - 2
+
+    # the start checkpoint is retrained: every run is stale
+    weights = tmp_path / "start" / "model.safetensors"
+    later = max(p.stat().st_mtime for p in (tmp_path / "cmp").rglob("*")) + 5
+    os.utime(weights, (later, later))
+    logged = []
+    compare(cfg, train_fn=_fake_train(calls), log=logged.append)
+    assert sorted(c[1][-1] for c in calls) == [f"model_name_or_path={cfg.start}"] * 2
+    assert any("trained from an older" in line for line in logged)
+
+
 def test_compare_measures_forgetting_against_a_baseline(tiny_corpus, tmp_path):
     calls = []
     cfg = _config(tiny_corpus, tmp_path, {"sft": "sft.yaml"})

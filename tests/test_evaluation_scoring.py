@@ -47,6 +47,36 @@ def test_evaluate_sets_writes_score_files_and_metrics(policy, tiny_corpus, tmp_p
         assert set(results[name]["per_attack"]) == {r.attack for r in part if r.label == "spoof"}
 
 
+def test_group_by_breaks_a_set_down_by_any_manifest_column(policy, tiny_corpus, tmp_path):
+    """Each channel condition of eval_channel is scored on its own bonafide and spoof trials;
+    a column no manifest has is refused before anything is scored, with the columns listed."""
+    from rlspoof.errors import RlspoofError
+    from rlspoof.metrics import compute_eer
+
+    _, manifest = tiny_corpus
+    channel = manifest.filter(split="eval_channel")
+    dev = manifest.filter(split="dev")  # no channel column: not broken down by it
+    results = evaluate_sets(policy, {"channel": channel, "dev": dev}, tmp_path,
+                            group_by=["channel", "speaker"])
+    assert set(results["dev"]["per_group"]) == {"speaker"}
+    by_channel = results["channel"]["per_group"]["channel"]
+    conditions = {r.extra["channel"] for r in channel}
+    assert set(by_channel) == {c for c in conditions
+                               if {r.label for r in channel if r.extra["channel"] == c} == {"bonafide", "spoof"}}
+    scored = score_manifest(policy, channel)
+    for condition, metrics in by_channel.items():
+        rows = [i for i, u in enumerate(scored.utt_ids)
+                if next(r for r in channel if r.utt_id == u).extra["channel"] == condition]
+        bona = np.array([scored.scores[i] for i in rows if scored.labels[i] == "bonafide"])
+        spoof = np.array([scored.scores[i] for i in rows if scored.labels[i] == "spoof"])
+        assert (metrics["n_bonafide"], metrics["n_spoof"]) == (len(bona), len(spoof))
+        assert metrics["eer"] == pytest.approx(compute_eer(bona, spoof)[0])
+    assert set(results["channel"]["per_group"]["speaker"]) <= {r.speaker for r in channel}
+    with pytest.raises(RlspoofError, match=r"'chanel': no set has.*columns: utt_id.*channel"):
+        evaluate_sets(policy, {"channel": channel}, tmp_path / "typo", group_by=["chanel"])
+    assert not (tmp_path / "typo" / "scores" / "channel.tsv").exists()
+
+
 def test_bad_audio_fails_or_is_skipped_and_reported(policy, tiny_corpus, tmp_path):
     folder, manifest = tiny_corpus
     dev = manifest.filter(split="dev")

@@ -11,6 +11,9 @@ from rlspoof.data.audio import load_audio
 from rlspoof.data.manifest import BONAFIDE, SPOOF, read_manifest
 from rlspoof.data.synth.attacks import ATTACKS, AttackContext
 from rlspoof.data.synth.corpus import (
+    CHANNEL_SNR_DB,
+    CHANNELS,
+    CODEC_CUTOFF_HZ,
     SEEN_ATTACKS,
     SIZES,
     TARGET_ATTACKS,
@@ -89,8 +92,26 @@ def test_seen_target_and_unseen_families_are_disjoint(tiny_corpus):
     assert spoofed_by("train", "dev", "eval", "eval_channel") == set(SEEN_ATTACKS)
     assert spoofed_by("target_train", "target_dev", "target_eval") == set(TARGET_ATTACKS)
     assert spoofed_by("eval_unseen_attack") == set(UNSEEN_ATTACKS)
-    assert {r.extra["channel"] for r in manifest.filter(split="eval_channel")} <= {"telephone", "noise"}
     assert len(ATTACKS) >= 6
+
+
+def test_channel_conditions_are_named_and_within_their_ranges(tiny_corpus):
+    """eval_channel (corpus v5): moderate noise or a wideband codec, each row naming its
+    condition (the group of ``eval --group-by channel``) and its parameters."""
+    _, manifest = tiny_corpus
+    rows = manifest.filter(split="eval_channel")
+    assert {r.extra["channel"] for r in rows} <= set(CHANNELS)
+    for row in rows:
+        params = row.extra["channel_params"]
+        if row.extra["channel"] == "noise":
+            color, snr, unit = params.split()
+            assert color in ("pink", "white") and unit == "dB"
+            assert CHANNEL_SNR_DB[0] <= float(snr) <= CHANNEL_SNR_DB[1]
+        else:
+            band = params.split()[0]
+            assert band.startswith("50-") and CODEC_CUTOFF_HZ[0] <= float(band[3:]) <= CODEC_CUTOFF_HZ[1]
+    assert all("channel" not in r.extra or not r.extra["channel"]
+               for r in manifest if r.split != "eval_channel")
 
 
 def test_only_the_target_domain_is_far_field(tiny_corpus):
@@ -185,6 +206,31 @@ def test_formant_cascade_fast_path_equals_scipy_sosfilt(monkeypatch):
     monkeypatch.setattr(voice, "_sosfilt_inplace", None)
     np.testing.assert_allclose(fast, voice._time_varying_cascade(x, sections), rtol=0, atol=1e-12)
     assert np.std(fast) > 0
+
+
+@pytest.mark.parametrize("semitones", [-1.5, 0.5, 2.0])
+def test_pitch_shift_moves_a_tone_and_keeps_the_length(semitones):
+    """The DSP behind frame_splice's units: a 200 Hz tone comes out at 200 * 2**(k/12) Hz."""
+    from rlspoof.data.synth.attacks import pitch_shift
+
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    shifted = pitch_shift(np.sin(2 * np.pi * 200.0 * t), semitones)
+    assert len(shifted) == SAMPLE_RATE and np.all(np.isfinite(shifted))
+    middle = shifted[2000:-2000] * np.hanning(SAMPLE_RATE - 4000)
+    spectrum = np.abs(np.fft.rfft(middle, 8 * SAMPLE_RATE))
+    peak_hz = np.argmax(spectrum) / 8
+    assert peak_hz == pytest.approx(200.0 * 2 ** (semitones / 12), abs=2.0)
+
+
+def test_phase_vocoder_stretch_changes_duration_not_pitch():
+    from rlspoof.data.synth.attacks import phase_vocoder_stretch
+
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    for rate in (0.8, 1.25):
+        out = phase_vocoder_stretch(np.sin(2 * np.pi * 440.0 * t), rate)
+        assert len(out) == round(SAMPLE_RATE / rate)
+        spectrum = np.abs(np.fft.rfft(out[2000:-2000], 8 * SAMPLE_RATE))
+        assert np.argmax(spectrum) / 8 == pytest.approx(440.0, abs=2.0)
 
 
 def test_rendered_voice_has_speaker_pitch_and_pauses(context_factory):

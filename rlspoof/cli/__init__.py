@@ -21,6 +21,7 @@ from typing import NoReturn
 
 import typer
 
+from rlspoof.cli.calibrate import calibrate, fuse
 from rlspoof.cli.compare import compare
 from rlspoof.cli.data import data_app
 from rlspoof.cli.drift import drift
@@ -45,6 +46,8 @@ app.command(name="eval")(evaluate)
 app.command()(detect)
 app.command()(compare)
 app.command()(drift)
+app.command()(calibrate)
+app.command()(fuse)
 app.command()(embed)
 app.command(name="accelerate-config")(accelerate_config)
 

@@ -60,12 +60,15 @@ def evaluate(
     max_seconds: float = typer.Option(None, help="Score only the first N seconds of each clip."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable audio and report it."),
     per_attack: bool = typer.Option(True, help="Print the per-attack table too."),
+    group_by: list[str] = typer.Option([], "--group-by", help="Also break the metrics down by this "
+                                       "manifest column, e.g. channel, source, speaker (repeatable)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_REMOTE_CODE_HELP),
 ) -> None:
     """Score labelled sets: ASVspoof score files, metrics.json, and an EER/minDCF/Cllr table."""
     from rlspoof.data.manifest import read_manifest
     from rlspoof.data.synth.corpus import is_synthetic
     from rlspoof.evaluation import evaluate_sets
+    from rlspoof.evaluation.calibration import ScoreCalibration
     from rlspoof.models import SpoofPolicy
 
     folders = named_paths(models, "--model", lambda p: p.resolve().name)  # "." names its folder
@@ -76,7 +79,8 @@ def evaluate(
     for name, folder in folders.items():
         policy = SpoofPolicy.from_pretrained(folder, trust_remote_code=trust_remote_code)
         target = (out / name if len(folders) > 1 else out) if out else folder / "eval"
-        results = evaluate_sets(policy, manifests, target, batch_size, max_seconds, skip_bad, progress_bar)
+        results = evaluate_sets(policy, manifests, target, batch_size, max_seconds, skip_bad, progress_bar,
+                                group_by, ScoreCalibration.load(folder))
         all_results[name] = results
         if len(folders) == 1:
             console.print(_metrics_table(f"{folder} ({kind})", results, per_attack))
@@ -87,18 +91,24 @@ def evaluate(
 
 def _metrics_table(title: str, results: dict, per_attack: bool) -> Table:
     table = Table(title=title, title_justify="left")
-    for column in ("set", "attack", "EER %", "95% CI", "minDCF", "actDCF", "Cllr", "n bona/spoof"):
-        table.add_column(column, justify="left" if column in ("set", "attack") else "right")
+    for column in ("set", "group", "EER %", "95% CI", "minDCF", "actDCF", "Cllr", "n bona/spoof"):
+        table.add_column(column, justify="left" if column in ("set", "group") else "right")
     for name, result in results.items():
         p = result["pooled"]
         table.add_row(name, "pooled", f"{100 * p['eer']:.2f}",
                       f"{100 * p['eer_ci95'][0]:.1f}-{100 * p['eer_ci95'][1]:.1f}",
                       f"{p['min_dcf']:.3f}", f"{p['act_dcf']:.3f}", f"{p['cllr']:.3f}",
                       f"{p['n_bonafide']}/{p['n_spoof']}")
-        if per_attack:
-            for attack, m in result["per_attack"].items():
-                table.add_row("", attack, f"{100 * m['eer']:.2f}", "", f"{m['min_dcf']:.3f}",
-                              f"{m['act_dcf']:.3f}", f"{m['cllr']:.3f}", f"{m['n_bonafide']}/{m['n_spoof']}")
+        rows = dict(result["per_attack"]) if per_attack else {}
+        for column, table_of_groups in result["per_group"].items():
+            rows.update({f"{column}={group}": m for group, m in table_of_groups.items()})
+        for group, m in rows.items():
+            table.add_row("", group, f"{100 * m['eer']:.2f}", "", f"{m['min_dcf']:.3f}",
+                          f"{m['act_dcf']:.3f}", f"{m['cllr']:.3f}", f"{m['n_bonafide']}/{m['n_spoof']}")
+        if "calibrated" in result:
+            c = result["calibrated"]
+            table.add_row("", "calibrated", f"{100 * c['eer']:.2f}", "", f"{c['min_dcf']:.3f}",
+                          f"{c['act_dcf']:.3f}", f"{c['cllr']:.3f}", f"{c['n_bonafide']}/{c['n_spoof']}")
         table.add_section()
         for utt_id_reason in result["skipped"]:
             console.print(f"[yellow]skipped {utt_id_reason['utt_id']}: {utt_id_reason['reason']}[/]")
@@ -121,6 +131,17 @@ def _side_by_side(title: str, all_results: dict[str, dict]) -> Table:
     return table
 
 
+def _write_detect_csv(handle, rows: list[dict], calibrated: bool) -> None:
+    from rlspoof.evaluation import DETECT_CALIBRATED_CSV_HEADER, DETECT_CSV_HEADER
+
+    writer = csv.writer(handle)
+    writer.writerow(DETECT_CALIBRATED_CSV_HEADER if calibrated else DETECT_CSV_HEADER)
+    for r in rows:
+        middle = ([f"{r['llr']:.6f}", f"{r['p_spoof']:.6f}", r["decision"]] if calibrated
+                  else [r["decision"], f"{r['p_bonafide']:.6f}"])
+        writer.writerow([r["path"], f"{r['score']:.6f}", *middle, len(r["window_scores"])])
+
+
 def detect(
     inputs: list[Path] = typer.Argument(..., help="Audio files, folders, or .txt lists of paths."),
     model: Path = typer.Option(..., "--model", help="Policy folder."),
@@ -129,40 +150,61 @@ def detect(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
     window: float = typer.Option(4.0, help="Window length (s) for long recordings."),
     hop: float = typer.Option(2.0, help="Window hop (s): at least 0.01 (one encoder frame), at most --window."),
-    threshold: float = typer.Option(0.0, help="Decision threshold on the log-odds score."),
+    threshold: float = typer.Option(None, help="Decision threshold on the raw log-odds score (default 0; "
+                                               "not with a calibrated policy)."),
+    prior: float = typer.Option(0.05, help="P(spoof) of the application, for a calibrated policy's "
+                                           "P(spoof) and Bayes decision (0.05: ASVspoof 5)."),
+    c_miss: float = typer.Option(1.0, help="Cost of rejecting bonafide speech (calibrated policy)."),
+    c_fa: float = typer.Option(10.0, help="Cost of accepting a spoof (calibrated policy)."),
+    no_calibration: bool = typer.Option(False, "--no-calibration",
+                                        help="Ignore the policy's calibration.json."),
     batch_size: int = typer.Option(16, help="Windows per forward pass."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first bad file."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_REMOTE_CODE_HELP),
 ) -> None:
     """Score audio files: score (log-odds, higher = bonafide), decision, P(bonafide) per file.
 
+    A policy calibrated by `rlspoof calibrate` reports instead its LLR and P(spoof) at --prior,
+    and decides at the Bayes threshold for --prior, --c-miss and --c-fa.
+
     Bad files (unreadable, not a regular file, a non-finite score) are skipped and listed on
     stderr (and under "errors" in JSON). Exit code 0 when at least one file was scored, 1 when
     every input failed, 2 for a usage error (bad option, list file or --out).
     """
     from rlspoof.evaluation import collect_audio_paths, detect_files
+    from rlspoof.evaluation.calibration import ScoreCalibration, calibrated_decisions
+    from rlspoof.metrics.dcf import DCFParams
     from rlspoof.models import SpoofPolicy
 
     if output_format not in ("csv", "json"):
         raise RlspoofError(f"--format must be csv or json, got {output_format!r}")
+    calibration = None if no_calibration else ScoreCalibration.load(model)
+    if calibration is not None and threshold is not None:
+        raise RlspoofError(f"{model} is calibrated: it decides at the Bayes threshold of --prior and the "
+                           "costs; pass --no-calibration to decide on the raw score at --threshold")
+    try:
+        params = DCFParams(p_spoof=prior, c_miss=c_miss, c_fa=c_fa)
+    except ValueError as exc:
+        raise RlspoofError(f"--prior/--c-miss/--c-fa: {exc}") from None
     paths = collect_audio_paths(inputs)
     if not paths:
         raise RlspoofError(f"no audio files in {', '.join(map(str, inputs))}")
     if out is not None:
         check_out_file(out, [*inputs, *paths], overwrite)
     policy = SpoofPolicy.from_pretrained(model, trust_remote_code=trust_remote_code)
-    rows, errors = detect_files(policy, paths, window, hop, threshold, strict, batch_size)
+    rows, errors = detect_files(policy, paths, window, hop, threshold or 0.0, strict, batch_size)
+    rule = {"calibrated": False, "threshold": threshold or 0.0}
+    if calibration is not None:
+        calibrated_decisions(rows, calibration, params)
+        rule = {"calibrated": True, "prior_p_spoof": prior, "c_miss": c_miss, "c_fa": c_fa,
+                "bayes_threshold_llr": params.bayes_threshold}
     handle = out.open("w", newline="") if out else sys.stdout
     try:
         if output_format == "json":
-            json.dump({"results": rows, "errors": errors}, handle, indent=2)
+            json.dump({"decision_rule": rule, "results": rows, "errors": errors}, handle, indent=2)
             handle.write("\n")
         else:
-            writer = csv.writer(handle)
-            writer.writerow(["path", "score", "decision", "p_bonafide", "n_windows"])
-            for r in rows:
-                writer.writerow([r["path"], f"{r['score']:.6f}", r["decision"],
-                                 f"{r['p_bonafide']:.6f}", len(r["window_scores"])])
+            _write_detect_csv(handle, rows, calibrated=calibration is not None)
     finally:
         if out:
             handle.close()

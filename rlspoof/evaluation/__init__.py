@@ -20,6 +20,7 @@ from rlspoof.evaluation.detect import (
     detect_files,
 )
 from rlspoof.evaluation.scoring import (
+    DETECT_CALIBRATED_CSV_HEADER,
     DETECT_CSV_HEADER,
     NON_FINITE_SCORE,
     SCORE_FILE_HEADER,
@@ -35,6 +36,7 @@ from rlspoof.evaluation.scoring import (
 )
 
 __all__ = [
+    "DETECT_CALIBRATED_CSV_HEADER",
     "DETECT_CSV_HEADER",
     "MAX_WINDOWS",
     "MIN_HOP_SECONDS",

@@ -127,16 +127,26 @@ def is_finished(folder: Path) -> bool:
     return (folder / WEIGHTS_NAME).is_file() and (folder / "trainer_state.json").is_file()
 
 
+def newer_than(path: Path, *sources: Path | str | None) -> bool:
+    """Whether ``path`` was written after every existing file among ``sources``: a run trained
+    from an older start checkpoint, or a score file made from an older manifest, is stale."""
+    written = path.stat().st_mtime
+    return all(written >= Path(s).stat().st_mtime for s in sources if s and Path(s).is_file())
+
+
 def train_runs(cfg: CompareConfig, train_fn, log=print) -> dict[tuple[str, int], str | None]:
     """Train every (method, seed) not finished yet; returns the error text of each failure."""
     errors: dict[tuple[str, int], str | None] = {}
+    start_weights = Path(cfg.start) / WEIGHTS_NAME if cfg.start else None
     for method, recipe in cfg.methods.items():
         for seed in cfg.seeds:
             folder = run_dir(cfg, method, seed)
             if is_finished(folder):
-                log(f"reusing {folder}")
-                errors[(method, seed)] = None
-                continue
+                if newer_than(folder / WEIGHTS_NAME, start_weights):
+                    log(f"reusing {folder}")
+                    errors[(method, seed)] = None
+                    continue
+                log(f"{folder} was trained from an older {cfg.start}: training it again")
             # auto: a run killed after a checkpoint continues from it (with save_strategy=no it
             # starts afresh); the folder is compare's own, so an unfinished one may be replaced
             overrides = [*cfg.overrides, f"seed={seed}", f"output_dir={folder}",
@@ -158,14 +168,17 @@ def train_runs(cfg: CompareConfig, train_fn, log=print) -> dict[tuple[str, int],
 
 
 def score_suite(policy_dir: Path, suite: dict[str, Manifest], out: Path) -> dict[str, ScoredSet]:
-    """Score files per suite set, reusing those newer than the policy's weights."""
+    """Score files per suite set, reusing one only if it is newer than the policy's weights and
+    the set's manifest and holds exactly the manifest's utterances (a rebuilt corpus or a
+    retrained run is scored again)."""
     scored, policy = {}, None
-    weights_time = (policy_dir / WEIGHTS_NAME).stat().st_mtime
     for name, manifest in suite.items():
         path = out / "scores" / f"{name}.tsv"
-        if path.is_file() and path.stat().st_mtime >= weights_time:
-            scored[name] = read_score_file(path, name)
-            continue
+        if path.is_file() and newer_than(path, policy_dir / WEIGHTS_NAME, manifest.origin):
+            previous = read_score_file(path, name)
+            if sorted(previous.utt_ids) == sorted(row.utt_id for row in manifest):
+                scored[name] = previous
+                continue
         policy = policy or SpoofPolicy.from_pretrained(policy_dir)
         scored[name] = score_manifest(policy, manifest, name)
         write_score_file(scored[name], path)

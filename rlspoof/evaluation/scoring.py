@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from rlspoof.data.audio import load_audio
 from rlspoof.data.dataset import ProgressFn
-from rlspoof.data.manifest import BONAFIDE, Manifest
+from rlspoof.data.manifest import BONAFIDE, CORE_COLUMNS, Manifest
 from rlspoof.data.text_files import csv_records, numbered_lines, open_text
 from rlspoof.errors import AudioError, DataError, RlspoofError
 from rlspoof.metrics.report import bootstrap_ci, grouped_metrics, score_metrics
@@ -27,6 +27,8 @@ from rlspoof.models.policy import NonFiniteScoreError
 #: Headers of the score files rlspoof writes; the score is the second column of both.
 SCORE_FILE_HEADER = ["filename", "cm-score", "label", "attack"]  # eval: scores/<set>.tsv
 DETECT_CSV_HEADER = ["path", "score", "decision", "p_bonafide", "n_windows"]  # detect --format csv
+#: ``detect`` with a calibrated policy: its LLR and P(spoof) at the stated prior.
+DETECT_CALIBRATED_CSV_HEADER = ["path", "score", "llr", "p_spoof", "decision", "n_windows"]
 NON_FINITE_SCORE = "the model gave a non-finite score (NaN/Inf): NaN weights, or samples far beyond +-1?"
 
 
@@ -157,7 +159,8 @@ def read_scores(path: str | Path) -> list[float]:
     if path.suffix.lower() == ".json" or first.lstrip().startswith(("{", "[")):
         scores = _detect_json_scores(path)
     else:
-        scores = [score for _, score in _score_table(path, [SCORE_FILE_HEADER, DETECT_CSV_HEADER])]
+        scores = [score for _, score in _score_table(
+            path, [SCORE_FILE_HEADER, DETECT_CSV_HEADER, DETECT_CALIBRATED_CSV_HEADER])]
     if not scores:
         raise DataError("no scores in the file", path)
     return scores
@@ -217,8 +220,35 @@ def _detect_json_scores(path: Path) -> list[float]:
     return scores
 
 
-def set_metrics(scored: ScoredSet, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Pooled metrics with a bootstrap CI on EER, and per-attack EER/minDCF tables."""
+def has_column(manifest: Manifest, column: str) -> bool:
+    return column in CORE_COLUMNS or any(column in row.extra for row in manifest)
+
+
+def check_group_columns(manifests: Iterable[Manifest], columns: Sequence[str]) -> None:
+    """A grouping column must exist in at least one set (a set without it is not broken down
+    by it); one that no set has is a typo, refused with the columns there are."""
+    manifests = list(manifests)
+    for column in columns:
+        if not any(has_column(m, column) for m in manifests):
+            extra = sorted({key for m in manifests for row in m for key in row.extra})
+            raise RlspoofError(f"--group-by {column!r}: no set has such a column "
+                               f"(columns: {', '.join(CORE_COLUMNS + extra)})")
+
+
+def column_values(manifest: Manifest, column: str, utt_ids: Sequence[str]) -> list[str]:
+    """Each scored utterance's value of ``column``: a manifest field or any extra CSV column
+    (the built-in corpus' ``channel``, a corpus' codec or language). These are the groups of
+    ``eval --group-by``; an empty cell is the group ``-``."""
+    by_id = {row.utt_id: row for row in manifest}
+    if column in CORE_COLUMNS:
+        return [str(getattr(by_id[u], column)) for u in utt_ids]
+    return [by_id[u].extra.get(column) or "-" for u in utt_ids]
+
+
+def set_metrics(scored: ScoredSet, n_boot: int = 1000, seed: int = 0,
+                groups: dict[str, list[str]] | None = None) -> dict:
+    """Pooled metrics with a bootstrap CI on EER, per-attack EER/minDCF tables, and one table
+    per grouping column in ``groups`` (column -> one value per scored utterance)."""
     scores = np.asarray(scored.scores)
     labels = scored.labels
     if not labels and scored.skipped:
@@ -233,17 +263,25 @@ def set_metrics(scored: ScoredSet, n_boot: int = 1000, seed: int = 0) -> dict:
     return {
         "pooled": pooled,
         "per_attack": grouped_metrics(scores, labels, scored.attacks, pooled=False),
+        "per_group": {column: grouped_metrics(scores, labels, values, pooled=False)
+                      for column, values in (groups or {}).items()},
         "skipped": [{"utt_id": u, "reason": r} for u, r in scored.skipped],
     }
 
 
 def evaluate_sets(policy: SpoofPolicy, sets: dict[str, Manifest], out_dir: str | Path,
                   batch_size: int = 16, max_seconds: float | None = None, skip_bad: bool = False,
-                  progress_factory=None) -> dict:
-    """Score each named set, write ``scores/<name>.tsv`` and ``metrics.json``; return the metrics."""
+                  progress_factory=None, group_by: Sequence[str] = (), calibration=None) -> dict:
+    """Score each named set, write ``scores/<name>.tsv`` and ``metrics.json``; return the metrics.
+
+    ``group_by`` names manifest columns to break every set's metrics down by (a group with
+    both classes is scored on its own trials: a channel condition, say). With a
+    ``calibration`` (a ``ScoreCalibration``), each set also gets ``"calibrated"``: the metrics
+    of its calibrated LLRs, so actDCF and Cllr can be read before and after."""
     out = Path(out_dir)
     for name in sets:
         check_name(name, "--set")
+    check_group_columns(sets.values(), group_by)  # a typo fails before any scoring
     try:  # before scoring: a results folder blocked by a file fails now, not after an hour
         (out / "scores").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -256,6 +294,10 @@ def evaluate_sets(policy: SpoofPolicy, sets: dict[str, Manifest], out_dir: str |
         else:
             scored = score_manifest(policy, manifest, name, batch_size, max_seconds, skip_bad)
         write_score_file(scored, out / "scores" / f"{name}.tsv")
-        results[name] = set_metrics(scored)
+        groups = {column: column_values(manifest, column, scored.utt_ids)
+                  for column in group_by if has_column(manifest, column)}
+        results[name] = set_metrics(scored, groups=groups)
+        if calibration is not None:
+            results[name]["calibrated"] = score_metrics(calibration.llr(scored.scores), scored.labels)
     (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     return results

@@ -37,7 +37,7 @@ from rlspoof.models.encoders import (
     encoder_from_config,
     load_encoder,
 )
-from rlspoof.models.frontends import conv_geometry
+from rlspoof.models.frontends import conv_geometry, valid_samples
 from rlspoof.models.heads import (
     POOLINGS,
     ClassifierHead,
@@ -197,11 +197,12 @@ class SpoofPolicy(nn.Module):
             input_values = input_values.unsqueeze(0)
             attention_mask = None if attention_mask is None else attention_mask.reshape(1, -1)
         layer = self.config.encoder.layer
-        out = self.encoder(
-            input_values=input_values,
-            attention_mask=attention_mask,
-            output_hidden_states=layer != "last",
-        )
+        with valid_samples(self.encoder, attention_mask):
+            out = self.encoder(
+                input_values=input_values,
+                attention_mask=attention_mask,
+                output_hidden_states=layer != "last",
+            )
         last = out.last_hidden_state
         if layer == "last":
             hidden, add_adapter = last, None  # None: the config decides (adapter on top or not)
