@@ -94,6 +94,7 @@ def test_compare_redoes_what_a_newer_start_or_rebuilt_manifest_made_stale(tiny_c
     """Reuse is by file time and content: after the start checkpoint is retrained every run is
     trained again, and after a set's manifest is rewritten (a new corpus version) its scores
     are recomputed, even though the old files are complete and newer than the runs."""
+    import contextlib
     import os
     import shutil
 
@@ -106,8 +107,17 @@ def test_compare_redoes_what_a_newer_start_or_rebuilt_manifest_made_stale(tiny_c
     shutil.copy(folder / "eval_unseen_attack.csv", manifest)
     manifest.write_text(manifest.read_text().replace("audio/", f"{folder}/audio/"))
     cfg.suite["unseen"]["manifest"] = str(manifest)
-    compare(cfg, train_fn=_fake_train(calls), log=lambda *_: None)
+    bars: dict[str, list] = {}
+
+    @contextlib.contextmanager
+    def progress(description):  # as the CLI's rich bar: one per scored set
+        bars[description] = []
+        yield lambda done, total: bars[description].append((done, total))
+
+    compare(cfg, train_fn=_fake_train(calls), log=lambda *_: None, progress_factory=progress)
     assert len(calls) == 2
+    assert set(bars) == {f"scoring {m} on {s}" for m in ("sft seed 1", "sft seed 2") for s in ("dev", "unseen")}
+    assert all(updates[-1][0] == updates[-1][1] > 0 for updates in bars.values())
 
     dev_scores = run_dir(cfg, "sft", 1) / "eval" / "scores" / "dev.tsv"
     unseen_scores = run_dir(cfg, "sft", 1) / "eval" / "scores" / "unseen.tsv"

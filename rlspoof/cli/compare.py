@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from rlspoof.cli.console import console
+from rlspoof.cli.console import console, progress_bar
 from rlspoof.errors import RlspoofError
 
 
@@ -66,7 +66,7 @@ def compare(
     if missing:
         raise RlspoofError(f"compare recipe {recipe}: training recipe(s) not found: "
                            f"{'; '.join(missing)}")
-    results = run_compare(cfg, log=console.print)
+    results = run_compare(cfg, log=console.print, progress_factory=progress_bar)
     failed = [name for name, run in results["runs"].items() if run["status"] != "ok"]
     out = Path(cfg.output_dir)
     console.print(headline_table(cfg, results))

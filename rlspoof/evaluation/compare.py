@@ -167,7 +167,8 @@ def train_runs(cfg: CompareConfig, train_fn, log=print) -> dict[tuple[str, int],
     return errors
 
 
-def score_suite(policy_dir: Path, suite: dict[str, Manifest], out: Path) -> dict[str, ScoredSet]:
+def score_suite(policy_dir: Path, suite: dict[str, Manifest], out: Path,
+                progress_factory=None, label: str = "") -> dict[str, ScoredSet]:
     """Score files per suite set, reusing one only if it is newer than the policy's weights and
     the set's manifest and holds exactly the manifest's utterances (a rebuilt corpus or a
     retrained run is scored again)."""
@@ -180,7 +181,11 @@ def score_suite(policy_dir: Path, suite: dict[str, Manifest], out: Path) -> dict
                 scored[name] = previous
                 continue
         policy = policy or SpoofPolicy.from_pretrained(policy_dir)
-        scored[name] = score_manifest(policy, manifest, name)
+        if progress_factory is None:
+            scored[name] = score_manifest(policy, manifest, name)
+        else:  # scoring every run on every set takes minutes: show it
+            with progress_factory(f"scoring {label or policy_dir.name} on {name}") as update:
+                scored[name] = score_manifest(policy, manifest, name, progress=update)
         write_score_file(scored[name], path)
     return scored
 
@@ -238,8 +243,9 @@ def summarise(cfg: CompareConfig, metrics: dict, scores: dict, before: dict | No
     return summary
 
 
-def compare(cfg: CompareConfig, train_fn=None, log=print) -> dict:
-    """Train, score, summarise and write the report folder; returns ``results.json``'s content."""
+def compare(cfg: CompareConfig, train_fn=None, log=print, progress_factory=None) -> dict:
+    """Train, score, summarise and write the report folder; returns ``results.json``'s content.
+    ``progress_factory(description)`` gives a progress callback per scored set (the CLI's bar)."""
     from rlspoof.reports.compare_report import write_report
 
     if train_fn is None:
@@ -262,13 +268,13 @@ def compare(cfg: CompareConfig, train_fn=None, log=print) -> dict:
         if error is None:
             folder = run_dir(cfg, method, seed)
             costs[method].append(run_cost(folder))
-            scored = score_suite(folder, suite, folder / "eval")
+            scored = score_suite(folder, suite, folder / "eval", progress_factory, f"{method} seed {seed}")
             scores[method][seed] = scored
             metrics[method][seed] = {n: set_metrics(s, n_boot=cfg.n_boot)["pooled"] for n, s in scored.items()}
 
     before = None
     if cfg.baseline:
-        scored = score_suite(Path(cfg.baseline), suite, out / "baseline_eval")
+        scored = score_suite(Path(cfg.baseline), suite, out / "baseline_eval", progress_factory, "before")
         before = {n: set_metrics(s, n_boot=cfg.n_boot)["pooled"] for n, s in scored.items()}
 
     results = {
