@@ -161,3 +161,26 @@ def test_wav2vec2_pretraining_runs_on_the_front_end_and_saves_a_loadable_encoder
     folder = save_encoder(model, tmp_path / "encoder")
     loaded = load_encoder(EncoderConfig(name_or_path=str(folder)))[0]
     torch.testing.assert_close(loaded.feature_extractor.conv[0].weight, model.wav2vec2.feature_extractor.conv[0].weight)
+
+
+def test_input_normalisation_is_per_clip_and_ignores_padding():
+    """As transformers' Wav2Vec2FeatureExtractor(do_normalize=True): each clip to zero mean and
+    unit variance over its own samples; padding stays zero and changes nothing."""
+    from transformers import Wav2Vec2FeatureExtractor
+
+    from rlspoof.models.frontends import normalize_waveforms
+
+    rng = np.random.default_rng(0)
+    clips = [rng.normal(0.3, 0.05, 1000).astype(np.float32), rng.normal(-1, 2, 700).astype(np.float32)]
+    values = torch.zeros(2, 1000)
+    mask = torch.zeros(2, 1000, dtype=torch.long)
+    for row, clip in enumerate(clips):
+        values[row, :len(clip)] = torch.from_numpy(clip)
+        mask[row, :len(clip)] = 1
+    out = normalize_waveforms(values, mask)
+    reference = Wav2Vec2FeatureExtractor(do_normalize=True)
+    for row, clip in enumerate(clips):
+        expected = reference(clip, sampling_rate=16000, return_tensors="np").input_values[0]
+        np.testing.assert_allclose(out[row, :len(clip)].numpy(), expected, atol=1e-5)
+    assert torch.all(out[1, 700:] == 0)
+    np.testing.assert_allclose(normalize_waveforms(values[:1], None).numpy(), out[:1].numpy(), atol=1e-6)

@@ -37,6 +37,10 @@ class ModelArguments:
     pooling: str = field(default="mean", metadata={"help": "mean | attentive_stats."})
     head_hidden: int | None = field(default=None, metadata={"help": "Hidden units of an MLP head (None: linear)."})
     head_dropout: float = field(default=0.0, metadata={"help": "Dropout before the head."})
+    normalize_input: bool = field(
+        default=False, metadata={"help": "Zero-mean, unit-variance waveforms per clip, as the encoder "
+                                         "saw them if its feature extractor has do_normalize (most "
+                                         "hub wav2vec 2.0 / XLS-R checkpoints)."})
     frame_head: bool = field(
         default=False, metadata={"help": "Add a frame-level head (mix-frame post-training needs one)."})
     use_peft: bool = field(

@@ -119,6 +119,21 @@ class LogSpecConv2d(nn.Module):
         return torch.cat([maps.mean(2), maps.amax(2)], dim=1)
 
 
+def normalize_waveforms(input_values: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Each clip to zero mean and unit variance over its own samples, padding left at zero:
+    what transformers' ``Wav2Vec2FeatureExtractor(do_normalize=True)`` does before a model
+    that was trained on such input (most wav2vec 2.0 / XLS-R fine-tunes)."""
+    x = input_values.float()
+    if attention_mask is None:
+        mask = torch.ones_like(x)
+    else:
+        mask = attention_mask.to(x.dtype).reshape(x.shape)
+    n = mask.sum(-1, keepdim=True).clamp(min=1.0)
+    mean = (x * mask).sum(-1, keepdim=True) / n
+    var = (((x - mean) * mask) ** 2).sum(-1, keepdim=True) / n
+    return ((x - mean) / torch.sqrt(var + 1e-7) * mask).to(input_values.dtype)
+
+
 @contextmanager
 def valid_samples(encoder: nn.Module, attention_mask: torch.Tensor | None) -> Iterator[None]:
     """Tell the encoder's front end, for one call, how many samples of each row are audio.

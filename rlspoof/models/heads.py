@@ -137,24 +137,33 @@ def build_pooling(name: str, dim: int) -> nn.Module:
     return POOLINGS[name](dim)
 
 
+#: Activations between the head's two layers. "none" is transformers' audio classifiers'
+#: projector -> classifier (two linear maps), kept so that their heads import exactly.
+HEAD_ACTIVATIONS = {"gelu": nn.GELU, "none": nn.Identity}
+
+
 class ClassifierHead(nn.Module):
     """``Linear(in_dim, num_labels)``, or an MLP with one hidden layer when ``hidden`` is set:
-    dropout -> Linear -> GELU -> dropout -> Linear."""
+    dropout -> Linear -> activation (GELU, or none) -> dropout -> Linear."""
 
     def __init__(
-        self, in_dim: int, hidden: int | None = None, dropout: float = 0.0, num_labels: int = 2
+        self, in_dim: int, hidden: int | None = None, dropout: float = 0.0, num_labels: int = 2,
+        activation: str = "gelu",
     ):
         super().__init__()
         if hidden is not None and int(hidden) < 1:
             raise RlspoofError(f"head_hidden must be a positive integer or None, got {hidden!r}")
         if not 0.0 <= float(dropout) < 1.0:
             raise RlspoofError(f"head_dropout must be in [0, 1), got {dropout!r}")
+        if activation not in HEAD_ACTIVATIONS:
+            raise RlspoofError(f"head_activation must be one of {', '.join(HEAD_ACTIVATIONS)}, "
+                               f"got {activation!r}")
         self.in_dim, self.hidden, self.num_labels = int(in_dim), hidden, int(num_labels)
         if hidden:
             self.net = nn.Sequential(
                 nn.Dropout(dropout),
                 nn.Linear(in_dim, int(hidden)),
-                nn.GELU(),
+                HEAD_ACTIVATIONS[activation](),
                 nn.Dropout(dropout),
                 nn.Linear(int(hidden), num_labels),
             )

@@ -37,7 +37,7 @@ from rlspoof.models.encoders import (
     encoder_from_config,
     load_encoder,
 )
-from rlspoof.models.frontends import conv_geometry, valid_samples
+from rlspoof.models.frontends import conv_geometry, normalize_waveforms, valid_samples
 from rlspoof.models.heads import (
     POOLINGS,
     ClassifierHead,
@@ -64,6 +64,11 @@ class PolicyConfig:
         default=None, metadata={"help": "MLP hidden size; None = linear"}
     )
     head_dropout: float = field(default=0.0, metadata={"help": "dropout before head layers"})
+    head_activation: str = field(default="gelu", metadata={"help": "gelu | none (between the MLP's layers)"})
+    normalize_input: bool = field(
+        default=False, metadata={"help": "zero-mean, unit-variance waveforms per clip "
+                                         "(transformers feature extractors' do_normalize)"}
+    )
     sample_rate: int = field(default=16000, metadata={"help": "audio sample rate in Hz"})
     crop_seconds: float | None = field(default=4.0, metadata={"help": "training crop length"})
     frame_head: bool = field(
@@ -105,6 +110,8 @@ class PolicyConfig:
             "pooling": self.pooling,
             "head_hidden": self.head_hidden,
             "head_dropout": self.head_dropout,
+            "head_activation": self.head_activation,
+            "normalize_input": self.normalize_input,
             "sample_rate": self.sample_rate,
             "crop_seconds": self.crop_seconds,
             "frame_head": self.frame_head,
@@ -170,9 +177,8 @@ class SpoofPolicy(nn.Module):
             LayerWeights(num_hidden_states) if config.encoder.layer == "weighted" else None
         )
         self.pooling = build_pooling(config.pooling, hidden_size)
-        self.head = ClassifierHead(
-            self.pooling.out_dim, config.head_hidden, config.head_dropout, num_labels=len(LABELS)
-        )
+        self.head = ClassifierHead(self.pooling.out_dim, config.head_hidden, config.head_dropout,
+                                   num_labels=len(LABELS), activation=config.head_activation)
         self.hidden_size = int(hidden_size)
         #: Frame-level logits (mix-frame post-training); unused when scoring utterances.
         self.frame_head = ClassifierHead(hidden_size, num_labels=len(LABELS)) if config.frame_head else None
@@ -197,6 +203,8 @@ class SpoofPolicy(nn.Module):
             input_values = input_values.unsqueeze(0)
             attention_mask = None if attention_mask is None else attention_mask.reshape(1, -1)
         layer = self.config.encoder.layer
+        if self.config.normalize_input:
+            input_values = normalize_waveforms(input_values, attention_mask)
         with valid_samples(self.encoder, attention_mask):
             out = self.encoder(
                 input_values=input_values,
@@ -207,11 +215,11 @@ class SpoofPolicy(nn.Module):
         if layer == "last":
             hidden, add_adapter = last, None  # None: the config decides (adapter on top or not)
         else:
+            # The states as transformers reports them, which its own *ForSequenceClassification
+            # weighted sum uses (imported classifiers score exactly as in transformers): for
+            # stable-layer-norm (large) models the last is the last layer's output before the
+            # encoder's final layer norm, unlike ``last_hidden_state``.
             states = list(out.hidden_states)
-            # Stable-layer-norm (large) models: use the final-layer-normed output as the last
-            # state, like ``last_hidden_state`` (skipped when an adapter changes its length).
-            if states[-1].shape == last.shape:
-                states[-1] = last
             hidden = self.layer_weights(states) if layer == "weighted" else states[layer]
             add_adapter = False
         mask = frame_mask_from_samples(self.encoder, attention_mask, hidden.shape[1], add_adapter)
@@ -379,6 +387,10 @@ class SpoofPolicy(nn.Module):
         folder is ignored. The size the config declares is checked against the safetensors
         header before the model is allocated, and NaN/Inf weights are refused.
         """
+        from rlspoof.models.hf_classifier import is_hf_classifier_folder, load_hf_classifier
+
+        if is_hf_classifier_folder(folder):  # a transformers audio classifier: its head is kept
+            return load_hf_classifier(folder, trust_remote_code).eval()
         data, config_path, weights = read_policy_folder(folder)
         try:
             policy_cfg = PolicyConfig.from_dict(data["policy"])

@@ -15,6 +15,7 @@ from rlspoof.errors import ConfigError
 from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
 from rlspoof.models.arguments import ModelArguments
 from rlspoof.models.checkpoint import WEIGHTS_NAME, is_policy_folder
+from rlspoof.models.hf_classifier import is_hf_classifier_folder
 from rlspoof.recipe import check_output_dir, load_recipe, read_recipe
 from rlspoof.trainers.base import build_datasets, build_train_sampler, resume_point, train_resuming
 from rlspoof.trainers.grpo import GRPOTrainer
@@ -38,15 +39,17 @@ METHODS = {
 
 
 def policy_from_arguments(model_args: ModelArguments, data_args: DataArguments) -> SpoofPolicy:
-    """A saved rlspoof policy continues training (with a new freeze, LoRA or frame head if the
-    recipe asks); anything else is an encoder to wrap in a new policy. ``trust_remote_code``
-    is the recipe's (the user's), never the checkpoint's."""
+    """A saved rlspoof policy, or a transformers audio classifier (its trained head kept),
+    continues training (with a new freeze, LoRA or frame head if the recipe asks); anything
+    else is an encoder to wrap in a new policy. ``trust_remote_code`` is the recipe's (the
+    user's), never the checkpoint's."""
     lora = None
     if model_args.use_peft:
         lora = {"r": model_args.lora_r, "lora_alpha": model_args.lora_alpha,
                 "lora_dropout": model_args.lora_dropout,
                 "target_modules": list(model_args.lora_target_modules)}
-    if model_args.model_name_or_path and is_policy_folder(model_args.model_name_or_path):
+    source = model_args.model_name_or_path
+    if source and (is_policy_folder(source) or is_hf_classifier_folder(source)):
         policy = SpoofPolicy.from_pretrained(
             model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code).train()
         if model_args.freeze is not None:
@@ -70,7 +73,8 @@ def policy_from_arguments(model_args: ModelArguments, data_args: DataArguments) 
     )
     return build_policy(PolicyConfig(
         encoder=encoder, pooling=model_args.pooling, head_hidden=model_args.head_hidden,
-        head_dropout=model_args.head_dropout, sample_rate=data_args.sample_rate,
+        head_dropout=model_args.head_dropout, normalize_input=model_args.normalize_input,
+        sample_rate=data_args.sample_rate,
         crop_seconds=data_args.crop_seconds, frame_head=model_args.frame_head,
     ))
 
