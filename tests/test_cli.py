@@ -32,7 +32,7 @@ def test_help_lists_only_working_commands():
     # Commands appear here as their issues land; nothing is listed before it works.
     assert set(typer.main.get_command(app).commands) == {
         "data", "pretrain", "train", "eval", "detect", "compare", "drift", "embed",
-        "calibrate", "fuse", "accelerate-config"}
+        "calibrate", "fuse", "export", "accelerate-config"}
     data_commands = typer.main.get_command(app).commands["data"].commands
     assert set(data_commands) == {"synth", "prepare", "validate", "summary"}
 

@@ -125,3 +125,54 @@ def test_a_training_recipe_starting_from_a_classifier_keeps_its_head(tmp_path):
     assert policy.training and policy.metadata["imported_from"] == str(folder)
     np.testing.assert_allclose(policy.score(waves), _pipeline_log_odds(folder, waves, "bona fide", "spoof"),
                                atol=1e-4)
+
+
+@pytest.mark.parametrize("head_hidden, layer", [(8, "weighted"), (None, "last")])
+def test_an_exported_policy_scores_the_same_in_the_transformers_pipeline(tmp_path, head_hidden, layer):
+    from rlspoof.models import EncoderConfig, PolicyConfig, build_policy
+    from rlspoof.models.hf_classifier import export_hf_classifier
+
+    torch.manual_seed(0)
+    policy = build_policy(PolicyConfig(EncoderConfig(preset="tiny", layer=layer), head_hidden=head_hidden,
+                                       head_activation="none", normalize_input=True)).eval()
+    with torch.no_grad():
+        policy.head.net[-1].weight.normal_(0, 2.0)
+    folder = export_hf_classifier(policy, tmp_path / "hf")
+    waves = [np.random.default_rng(n).normal(0.2, 0.1, n).astype(np.float32) for n in (8000, 16000)]
+    expected = policy.score(waves, batch_size=1)
+    assert np.ptp(expected) > 1e-3
+    np.testing.assert_allclose(_pipeline_log_odds(folder, waves, "bonafide", "spoof"), expected, atol=1e-4)
+    np.testing.assert_allclose(SpoofPolicy.from_pretrained(folder).score(waves, batch_size=1), expected,
+                               atol=1e-4)  # and back
+
+
+def test_what_transformers_cannot_express_is_named():
+    from rlspoof.models import EncoderConfig, PolicyConfig, build_policy
+    from rlspoof.models.hf_classifier import export_hf_classifier
+
+    policy = build_policy(PolicyConfig(EncoderConfig(preset="tiny-logspec", layer=1), head_hidden=8,
+                                       pooling="attentive_stats"))
+    with pytest.raises(RlspoofError) as err:
+        export_hf_classifier(policy, "unused")
+    for needle in ("front end", "pooling 'attentive_stats'", "gelu activation", "encoder layer 1"):
+        assert needle in str(err.value)
+
+
+def test_export_command_writes_a_model_card(tmp_path):
+    from typer.testing import CliRunner
+
+    from rlspoof.cli import app
+    from rlspoof.models import EncoderConfig, PolicyConfig, build_policy
+
+    policy_dir = build_policy(PolicyConfig(EncoderConfig(preset="tiny"))).save_pretrained(tmp_path / "policy")
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", str(policy_dir), "--format", "hf", "--out", str(tmp_path / "hf")])
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "hf" / "README.md").read_text()
+    for needle in ("Class 0 is `bonafide`", "Intended use and limitations", "not a calibrated", "Not measured"):
+        assert needle in card
+    assert is_hf_classifier_folder(tmp_path / "hf")
+    again = runner.invoke(app, ["export", str(policy_dir), "--out", str(tmp_path / "hf")])
+    assert isinstance(again.exception, RlspoofError) and "--overwrite" in str(again.exception)
+    onnx = runner.invoke(app, ["export", str(policy_dir), "--format", "onnx", "--out", str(tmp_path / "o")])
+    assert isinstance(onnx.exception, RlspoofError) and "--format" in str(onnx.exception)

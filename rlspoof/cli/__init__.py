@@ -27,6 +27,7 @@ from rlspoof.cli.data import data_app
 from rlspoof.cli.drift import drift
 from rlspoof.cli.embed import embed
 from rlspoof.cli.evaluate import detect, evaluate
+from rlspoof.cli.export import export
 from rlspoof.cli.launch import accelerate_config
 from rlspoof.cli.pretrain import pretrain
 from rlspoof.cli.train import train
@@ -48,6 +49,7 @@ app.command()(compare)
 app.command()(drift)
 app.command()(calibrate)
 app.command()(fuse)
+app.command()(export)
 app.command()(embed)
 app.command(name="accelerate-config")(accelerate_config)
 

@@ -127,3 +127,69 @@ def load_hf_classifier(folder: str | Path, trust_remote_code: bool = False):
         raise RlspoofError(f"{weights}: the classifier's head has NaN/Inf weights")
     policy.metadata = {"imported_from": str(folder), "id2label": config.get("id2label")}
     return policy
+
+
+#: rlspoof family (``model_type``) -> transformers class-name prefix of its classifier.
+CLASSIFIER_PREFIX = {"wav2vec2": "Wav2Vec2", "hubert": "Hubert", "wavlm": "WavLM", "data2vec-audio": "Data2VecAudio"}
+
+
+def hf_export_blockers(policy) -> list[str]:
+    """What keeps ``policy`` from being a transformers ``*ForSequenceClassification``."""
+    from rlspoof.models.frontends import FRONT_END_KEY
+
+    cfg, enc = policy.config, policy.encoder.config
+    blockers = []
+    if getattr(enc, FRONT_END_KEY, None) is not None:
+        blockers.append(f"its encoder's front end ({FRONT_END_KEY}: {getattr(enc, FRONT_END_KEY)['type']}) "
+                        "is rlspoof's, not a transformers module")
+    if enc.model_type not in CLASSIFIER_PREFIX:
+        blockers.append(f"encoder family {enc.model_type!r} has no audio classifier in transformers")
+    if cfg.pooling != "mean":
+        blockers.append(f"pooling {cfg.pooling!r} (transformers classifiers mean-pool)")
+    if cfg.head_hidden and cfg.head_activation != "none":
+        blockers.append(f"a head with a {cfg.head_activation} activation (transformers' projector -> "
+                        "classifier has none)")
+    if not isinstance(cfg.encoder.layer, str):
+        blockers.append(f"encoder layer {cfg.encoder.layer} (transformers uses the last layer or a "
+                        "weighted sum of all)")
+    if cfg.encoder.lora is not None:
+        blockers.append("unmerged LoRA adapters")
+    return blockers
+
+
+def export_hf_classifier(policy, out: str | Path) -> Path:
+    """Write ``policy`` as a transformers audio-classification folder (model, config with
+    ``id2label`` {0: bonafide, 1: spoof}, feature-extractor config) that
+    ``pipeline("audio-classification")`` scores as rlspoof does. A linear head becomes an
+    identity projector; a frame head, used only in post-training, is left out."""
+    import transformers
+
+    blockers = hf_export_blockers(policy)
+    if blockers:
+        raise RlspoofError("this policy cannot be written as a transformers audio classifier: "
+                           + "; ".join(blockers))
+    enc = policy.encoder
+    prefix = CLASSIFIER_PREFIX[enc.config.model_type]
+    head = policy.head.net
+    proj_size = policy.config.head_hidden or policy.pooling.out_dim
+    config = getattr(transformers, f"{prefix}Config")(**{
+        **enc.config.to_dict(), "architectures": [f"{prefix}ForSequenceClassification"],
+        "id2label": {0: "bonafide", 1: "spoof"}, "label2id": {"bonafide": 0, "spoof": 1},
+        "classifier_proj_size": proj_size, "use_weighted_layer_sum": policy.config.encoder.layer == "weighted"})
+    model = getattr(transformers, f"{prefix}ForSequenceClassification")(config).eval()
+    with torch.no_grad():
+        getattr(model, model.base_model_prefix).load_state_dict(enc.state_dict())
+        if policy.config.head_hidden:
+            model.projector.load_state_dict(head[1].state_dict())
+        else:  # a linear head: identity projector, then the head's own layer
+            model.projector.weight.copy_(torch.eye(proj_size))
+            model.projector.bias.zero_()
+        model.classifier.load_state_dict(head[-1].state_dict())
+        if policy.layer_weights is not None:
+            model.layer_weights.copy_(policy.layer_weights.weights)
+    out = Path(out)
+    model.save_pretrained(out)
+    transformers.Wav2Vec2FeatureExtractor(
+        sampling_rate=policy.sample_rate, do_normalize=policy.config.normalize_input,
+        return_attention_mask=config.feat_extract_norm == "layer").save_pretrained(out)
+    return out
