@@ -94,6 +94,8 @@ def test_set_accepts_a_yaml_list_of_manifests(tiny_corpus, tmp_path):
     assert result.exit_code == 0, result.output
     resolved = yaml.safe_load((tmp_path / "run" / "recipe.resolved.yaml").read_text())
     assert resolved["train_manifest"] == [str(folder / "train.csv"), str(folder / "target_train.csv")]
+    card = (tmp_path / "run" / "README.md").read_text()  # every saved run carries its model card
+    assert "rlspoof policy" in card and "SYNTHETIC corpus" in card and "Class 0 is `bonafide`" in card
 
 
 def test_a_finished_run_is_replaced_only_with_overwrite(tiny_corpus, tmp_path):

@@ -32,6 +32,6 @@ def export(
         raise RlspoofError(f"--out {out} exists and is not an empty folder; pass --overwrite to write into it")
     policy = SpoofPolicy.from_pretrained(model, trust_remote_code=trust_remote_code)
     folder = export_hf_classifier(policy, out)
-    (folder / "README.md").write_text(model_card(policy, model, output_format))
+    (folder / "README.md").write_text(model_card(policy, model, "a transformers audio classifier exported by rlspoof"))
     console.print(f"wrote {folder} (model card: {folder / 'README.md'}); load it with "
                   f"transformers.pipeline('audio-classification', model='{folder}')")

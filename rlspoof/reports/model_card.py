@@ -49,13 +49,15 @@ def _metrics(folder: Path) -> list[str]:
 
 
 def model_card(policy, source: str | Path, fmt: str) -> str:
+    """The card of ``policy`` saved in ``source`` (its recipe and metrics are read from there);
+    ``fmt`` names the form it is in (an rlspoof policy folder, a transformers classifier)."""
     source = Path(source)
     training, synthetic = _training(source)
     warning = ("\n**Trained on rlspoof's built-in SYNTHETIC corpus: a test bed, not a detector of real "
                "deepfakes. Its numbers are synthetic-corpus numbers.**\n" if synthetic else "")
     enc = policy.encoder.config
     return "\n".join([
-        f"# Speech deepfake detector ({enc.model_type}, exported by rlspoof as {fmt})",
+        f"# Speech deepfake detector ({enc.model_type}; {fmt})",
         warning,
         "## What it is",
         f"A {enc.model_type} encoder ({enc.num_hidden_layers} layers, hidden size {enc.hidden_size}) with a "

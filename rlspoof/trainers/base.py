@@ -365,3 +365,7 @@ class SpoofTrainer(Trainer):
         policy.save_pretrained(output_dir, state_dict=state_dict, metadata={
             "training": recipe, "trainer": type(self).__name__,
             "parameters": {"trainable": trainable, "total": total}})
+        if self.recipe_configs:  # a run's folder says what it is (a checkpoint's too)
+            from rlspoof.reports.model_card import model_card
+
+            (Path(output_dir) / "README.md").write_text(model_card(policy, output_dir, "rlspoof policy"))
