@@ -192,8 +192,9 @@ def detect(
     if out is not None:
         check_out_file(out, [*inputs, *paths], overwrite)
     policy = SpoofPolicy.from_pretrained(model, trust_remote_code=trust_remote_code)
-    rows, errors = detect_files(policy, paths, window, hop, threshold or 0.0, strict, batch_size)
-    rule = {"calibrated": False, "threshold": threshold or 0.0}
+    raw_threshold = 0.0 if threshold is None else threshold
+    rows, errors = detect_files(policy, paths, window, hop, raw_threshold, strict, batch_size)
+    rule = {"calibrated": False, "threshold": raw_threshold}
     if calibration is not None:
         calibrated_decisions(rows, calibration, params)
         rule = {"calibrated": True, "prior_p_spoof": prior, "c_miss": c_miss, "c_fa": c_fa,

@@ -153,10 +153,10 @@ def join_systems(systems: dict[str, ScoredSet]) -> tuple[ScoredSet, np.ndarray]:
             raise RlspoofError(f"system {name!r} does not hold the same trials as {names[0]!r}: "
                                f"{len(missing)} missing (e.g. {shown}), {extra} extra")
         rows = [index[name][u] for u in first.utt_ids]
-        if [other.labels[i] for i in rows] != first.labels:
-            bad = next(u for u, i in zip(first.utt_ids, rows, strict=True)
-                       if other.labels[i] != first.labels[first.utt_ids.index(u)])
-            raise RlspoofError(f"systems {names[0]!r} and {name!r} disagree on the label of {bad}")
+        bad = next((k for k, i in enumerate(rows) if other.labels[i] != first.labels[k]), None)
+        if bad is not None:
+            raise RlspoofError(f"systems {names[0]!r} and {name!r} disagree on the label of "
+                               f"{first.utt_ids[bad]}")
         columns.append([other.scores[i] for i in rows])
     return first, np.asarray(columns, dtype=np.float64).T
 

@@ -14,8 +14,9 @@ RECIPE_KEYS = ("method", "model_name_or_path", "train_manifest", "eval_manifest"
                "learning_rate", "per_device_train_batch_size", "seed")
 
 
-def _training(folder: Path) -> tuple[list[str], bool]:
-    """Lines about the recipe, and whether its training data was the SYNTHETIC corpus."""
+def _training(folder: Path, synthetic: bool | None) -> tuple[list[str], bool]:
+    """Lines about the recipe, and whether its training data was the SYNTHETIC corpus (read
+    from the recipe's manifests unless the caller, who has them loaded, says)."""
     from rlspoof.data.manifest import read_manifest
     from rlspoof.data.synth.corpus import is_synthetic
     from rlspoof.errors import RlspoofError
@@ -25,6 +26,8 @@ def _training(folder: Path) -> tuple[list[str], bool]:
         return ["No resolved recipe in the policy folder: the training data is not recorded."], False
     recipe = yaml.safe_load(path.read_text()) or {}
     lines = [f"- `{key}`: {recipe[key]}" for key in RECIPE_KEYS if key in recipe]
+    if synthetic is not None:
+        return lines, synthetic
     manifests = recipe.get("train_manifest") or []
     synthetic = False
     for manifest in manifests if isinstance(manifests, list) else [manifests]:
@@ -48,11 +51,12 @@ def _metrics(folder: Path) -> list[str]:
     return rows
 
 
-def model_card(policy, source: str | Path, fmt: str) -> str:
+def model_card(policy, source: str | Path, fmt: str, synthetic: bool | None = None) -> str:
     """The card of ``policy`` saved in ``source`` (its recipe and metrics are read from there);
-    ``fmt`` names the form it is in (an rlspoof policy folder, a transformers classifier)."""
+    ``fmt`` names the form it is in (an rlspoof policy folder, a transformers classifier);
+    ``synthetic``: whether it trained on the SYNTHETIC corpus, if the caller knows."""
     source = Path(source)
-    training, synthetic = _training(source)
+    training, synthetic = _training(source, synthetic)
     warning = ("\n**Trained on rlspoof's built-in SYNTHETIC corpus: a test bed, not a detector of real "
                "deepfakes. Its numbers are synthetic-corpus numbers.**\n" if synthetic else "")
     enc = policy.encoder.config

@@ -366,6 +366,11 @@ class SpoofTrainer(Trainer):
             "training": recipe, "trainer": type(self).__name__,
             "parameters": {"trainable": trainable, "total": total}})
         if self.recipe_configs:  # a run's folder says what it is (a checkpoint's too)
+            from rlspoof.data.synth.corpus import is_synthetic
             from rlspoof.reports.model_card import model_card
 
-            (Path(output_dir) / "README.md").write_text(model_card(policy, output_dir, "rlspoof policy"))
+            # from the rows in memory, rather than reading the manifests again at every save
+            manifest = getattr(self.train_dataset, "manifest", None)
+            synthetic = None if manifest is None else is_synthetic([manifest])
+            (Path(output_dir) / "README.md").write_text(
+                model_card(policy, output_dir, "rlspoof policy", synthetic))
