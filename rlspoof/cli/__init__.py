@@ -23,6 +23,7 @@ import typer
 
 from rlspoof.cli.calibrate import calibrate, fuse
 from rlspoof.cli.compare import compare
+from rlspoof.cli.convert import convert_app
 from rlspoof.cli.data import data_app
 from rlspoof.cli.drift import drift
 from rlspoof.cli.embed import embed
@@ -41,6 +42,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(convert_app, name="convert")
 app.command()(pretrain)
 app.command()(train)
 app.command(name="eval")(evaluate)
