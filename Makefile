@@ -12,7 +12,7 @@ install: $(STAMP)
 # constraints.txt (pip takes torch's CPU wheel from the machine).
 $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)  # a venv cut short is rebuilt
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,deepspeed]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,deepspeed,onnx]' 2>&1 | grep -v "^WARNING: Location" || true
 	$(BIN)/python -c "import rlspoof, torch, transformers, trl, soundfile"
 	touch $(STAMP)
 

@@ -32,9 +32,10 @@ def test_help_lists_only_working_commands():
     # Commands appear here as their issues land; nothing is listed before it works.
     assert set(typer.main.get_command(app).commands) == {
         "data", "pretrain", "train", "eval", "detect", "compare", "drift", "embed",
-        "calibrate", "fuse", "export", "accelerate-config"}
+        "calibrate", "fuse", "export", "convert", "accelerate-config"}
     data_commands = typer.main.get_command(app).commands["data"].commands
     assert set(data_commands) == {"synth", "prepare", "validate", "summary"}
+    assert set(typer.main.get_command(app).commands["convert"].commands) == {"fairseq"}
 
 
 def test_synth_builds_corpus_and_prints_table(tmp_path):

@@ -174,5 +174,5 @@ def test_export_command_writes_a_model_card(tmp_path):
     assert is_hf_classifier_folder(tmp_path / "hf")
     again = runner.invoke(app, ["export", str(policy_dir), "--out", str(tmp_path / "hf")])
     assert isinstance(again.exception, RlspoofError) and "--overwrite" in str(again.exception)
-    onnx = runner.invoke(app, ["export", str(policy_dir), "--format", "onnx", "--out", str(tmp_path / "o")])
-    assert isinstance(onnx.exception, RlspoofError) and "--format" in str(onnx.exception)
+    unknown = runner.invoke(app, ["export", str(policy_dir), "--format", "tflite", "--out", str(tmp_path / "o")])
+    assert isinstance(unknown.exception, RlspoofError) and "--format" in str(unknown.exception)

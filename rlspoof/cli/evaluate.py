@@ -144,7 +144,8 @@ def _write_detect_csv(handle, rows: list[dict], calibrated: bool) -> None:
 
 def detect(
     inputs: list[Path] = typer.Argument(..., help="Audio files, folders, or .txt lists of paths."),
-    model: Path = typer.Option(..., "--model", help="Policy folder."),
+    model: Path = typer.Option(..., "--model", help="Policy folder, or a graph `rlspoof export --format "
+                                                    "onnx` wrote (DIR or DIR/model.onnx, run with onnxruntime)."),
     output_format: str = typer.Option("csv", "--format", help="csv | json"),
     out: Path = typer.Option(None, "--out", help="Write here instead of stdout (never over an input)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
@@ -165,7 +166,8 @@ def detect(
     """Score audio files: score (log-odds, higher = bonafide), decision, P(bonafide) per file.
 
     A policy calibrated by `rlspoof calibrate` reports instead its LLR and P(spoof) at --prior,
-    and decides at the Bayes threshold for --prior, --c-miss and --c-fa.
+    and decides at the Bayes threshold for --prior, --c-miss and --c-fa. An exported ONNX graph
+    (--model DIR/model.onnx) scores the same; DIR/calibration.json calibrates it.
 
     Bad files (unreadable, not a regular file, a non-finite score) are skipped and listed on
     stderr (and under "errors" in JSON). Exit code 0 when at least one file was scored, 1 when
@@ -175,10 +177,12 @@ def detect(
     from rlspoof.evaluation.calibration import ScoreCalibration, calibrated_decisions
     from rlspoof.metrics.dcf import DCFParams
     from rlspoof.models import SpoofPolicy
+    from rlspoof.models.onnx_export import OnnxDetector, onnx_graph
 
     if output_format not in ("csv", "json"):
         raise RlspoofError(f"--format must be csv or json, got {output_format!r}")
-    calibration = None if no_calibration else ScoreCalibration.load(model)
+    graph = onnx_graph(model)  # a graph's calibration.json lies beside it, as a policy's does
+    calibration = None if no_calibration else ScoreCalibration.load(model if graph is None else graph.parent)
     if calibration is not None and threshold is not None:
         raise RlspoofError(f"{model} is calibrated: it decides at the Bayes threshold of --prior and the "
                            "costs; pass --no-calibration to decide on the raw score at --threshold")
@@ -191,7 +195,8 @@ def detect(
         raise RlspoofError(f"no audio files in {', '.join(map(str, inputs))}")
     if out is not None:
         check_out_file(out, [*inputs, *paths], overwrite)
-    policy = SpoofPolicy.from_pretrained(model, trust_remote_code=trust_remote_code)
+    policy = (OnnxDetector(graph) if graph is not None
+              else SpoofPolicy.from_pretrained(model, trust_remote_code=trust_remote_code))
     raw_threshold = 0.0 if threshold is None else threshold
     rows, errors = detect_files(policy, paths, window, hop, raw_threshold, strict, batch_size)
     rule = {"calibrated": False, "threshold": raw_threshold}

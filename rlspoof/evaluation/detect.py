@@ -20,7 +20,7 @@ from rlspoof.evaluation.scoring import (
     policy_scores,
     regular_file,
 )
-from rlspoof.models import SpoofPolicy
+from rlspoof.models.inference import Scorer
 
 #: Smallest ``detect`` hop: one encoder frame (10-20 ms). A finer hop re-scores the same audio
 #: over and over (``--hop 0.0001`` on a 10 s clip asked for 23 GiB).
@@ -69,11 +69,12 @@ def check_windows(window_seconds: float, hop_seconds: float, sample_rate: int) -
     return round(window_seconds * sample_rate), round(hop_seconds * sample_rate)
 
 
-def detect_files(policy: SpoofPolicy, paths: list[Path], window_seconds: float = 4.0,
+def detect_files(policy: Scorer, paths: list[Path], window_seconds: float = 4.0,
                  hop_seconds: float = 2.0, threshold: float = 0.0, strict: bool = False,
                  batch_size: int = 16) -> tuple[list[dict], list[dict]]:
     """Per-file score, decision and P(bonafide); long files are scored in overlapping windows
-    and the file score is the mean window log-odds.
+    and the file score is the mean window log-odds. ``policy`` is a ``SpoofPolicy`` or an
+    exported graph's ``OnnxDetector``: anything with ``sample_rate`` and ``score``.
 
     A bad file (unusable audio, more than ``MAX_WINDOWS`` windows, a non-finite score) is
     reported in the second list, or raised if ``strict``; the good files are always scored.

@@ -22,6 +22,7 @@ from rlspoof.data.text_files import csv_records, numbered_lines, open_text
 from rlspoof.errors import AudioError, DataError, RlspoofError
 from rlspoof.metrics.report import bootstrap_ci, grouped_metrics, score_metrics
 from rlspoof.models import SpoofPolicy
+from rlspoof.models.inference import Scorer
 from rlspoof.models.policy import NonFiniteScoreError
 
 #: Headers of the score files rlspoof writes; the score is the second column of both.
@@ -53,7 +54,7 @@ def check_batch_size(batch_size: int) -> None:
         raise RlspoofError(f"--batch-size must be >= 1, got {batch_size}")
 
 
-def policy_scores(policy: SpoofPolicy, waves: list[np.ndarray], batch_size: int) -> np.ndarray:
+def policy_scores(policy: Scorer, waves: list[np.ndarray], batch_size: int) -> np.ndarray:
     """Log-odds per wave, NaN where the policy could give no finite score: the caller reports
     those inputs and keeps the others (``policy.score`` raises for them, with every score)."""
     try:

@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from rlspoof.data.audio import crop_or_pad
 from rlspoof.data.manifest import LABEL2ID, LABELS
 from rlspoof.errors import RlspoofError
 from rlspoof.models.checkpoint import (
@@ -45,7 +43,12 @@ from rlspoof.models.heads import (
     build_pooling,
     frame_mask_from_samples,
 )
-from rlspoof.models.inference import run_batched
+from rlspoof.models.inference import (
+    NonFiniteScoreError,
+    check_finite_scores,
+    run_batched,
+    scoring_inputs,
+)
 
 __all__ = [
     "PolicyConfig",
@@ -123,39 +126,6 @@ class PolicyConfig:
         if "encoder" not in data:
             raise RlspoofError("policy config needs an 'encoder' section")
         return cls(**data)
-
-
-class NonFiniteScoreError(RlspoofError):
-    """Some inputs scored NaN/Inf (e.g. samples near 1e30 overflow the encoder). ``indices``
-    are those inputs; ``scores`` holds every score (NaN for them), so a caller can report
-    them as skipped and keep the others without scoring again."""
-
-    def __init__(self, message: str, indices: list[int], scores: np.ndarray):
-        super().__init__(message)
-        self.indices = indices
-        self.scores = scores
-
-
-def _as_wave_list(waveforms: Any) -> list[np.ndarray]:
-    """list of 1-D float32 arrays from a list of arrays/tensors, a 2-D array/tensor, or one wave."""
-    if isinstance(waveforms, torch.Tensor):
-        waveforms = waveforms.detach().cpu().numpy()
-    if isinstance(waveforms, np.ndarray):
-        if waveforms.ndim == 1:
-            waveforms = [waveforms]
-        elif waveforms.ndim == 2:
-            waveforms = list(waveforms)
-        else:
-            raise ValueError(f"waveforms must be 1-D or 2-D, got shape {waveforms.shape}")
-    waves = []
-    for i, w in enumerate(waveforms):
-        if isinstance(w, torch.Tensor):
-            w = w.detach().cpu().numpy()
-        w = np.asarray(w, dtype=np.float32)
-        if w.ndim != 1 or w.size == 0:
-            raise ValueError(f"waveform {i} must be a non-empty 1-D array, got shape {w.shape}")
-        waves.append(w)
-    return waves
 
 
 class SpoofPolicy(nn.Module):
@@ -323,35 +293,12 @@ class SpoofPolicy(nn.Module):
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        waves = _as_wave_list(waveforms)
-        if names is not None and len(names) != len(waves):
-            raise ValueError(f"{len(names)} names for {len(waves)} waveforms")
+        waves = scoring_inputs(waveforms, names, self.min_samples)
         if not waves:
             return np.empty(0, dtype=np.float64)
-        shortest = self.min_samples
-        waves = [w if w.shape[0] >= shortest else crop_or_pad(w, shortest, mode="start")
-                 for w in waves]
         out = run_batched(self, waves, lambda values, mask: self.logits_to_scores(self(values, mask).double()),
                           batch_size=batch_size)
-        bad = np.flatnonzero(~np.isfinite(out)).tolist()
-        if bad:
-            out[bad] = np.nan
-            first = bad[0]
-            label = repr(names[first]) if names is not None else f"waveform {first}"
-            wave = waves[first]
-            samples = (
-                f"peak |sample| {float(np.max(np.abs(wave))):.3g}"
-                if np.isfinite(wave).all()
-                else "NaN/Inf samples"
-            )
-            more = f" (and {len(bad) - 1} more of {len(waves)})" if len(bad) > 1 else ""
-            raise NonFiniteScoreError(
-                f"{label}{more}: the detector's score is not finite ({samples}; huge or "
-                "non-finite samples, or a broken model); not scored",
-                bad,
-                out,
-            )
-        return out
+        return check_finite_scores(out, waves, names)
 
     def activation_checkpointing_enable(
         self,
