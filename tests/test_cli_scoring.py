@@ -16,27 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
+from cli_helpers import run_cli
 
-from rlspoof.cli import app
 from rlspoof.data.audio import write_audio
-from rlspoof.errors import RlspoofError
 
-runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _run(args: list[str]) -> tuple[int, str]:
-    """Exit code and output as ``main()`` gives them: an ``RlspoofError`` is one line, exit 2;
-    any other exception is a bug and fails the test."""
-    result = runner.invoke(app, [str(a) for a in args])
-    if isinstance(result.exception, RlspoofError):
-        message = str(result.exception)
-        assert "\n" not in message, message
-        return 2, message
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
 
 
 def _noise(n: int, seed: int = 0) -> np.ndarray:
@@ -61,7 +45,7 @@ def clip(tmp_path) -> Path:
 
 
 def _detect(model: Path, *args) -> tuple[int, str]:
-    return _run(["detect", "--model", model, *args])
+    return run_cli(["detect", "--model", model, *args])
 
 
 # --- detect: --out never destroys anything ------------------------------------------------
@@ -131,7 +115,7 @@ def test_detect_exits_1_when_every_input_failed(model, tmp_path):
     code, output = _detect(model, tmp_path / "huge.wav", tmp_path / "cut.wav")
     assert code == 1 and "no file could be scored" in output
     assert "huge.wav," not in output and "bad file" in output  # reported, not a result row
-    assert "1 when every input failed" in " ".join(_run(["detect", "--help"])[1].split())
+    assert "1 when every input failed" in " ".join(run_cli(["detect", "--help"])[1].split())
 
 
 # --- detect and eval: hostile option values ----------------------------------------------
@@ -181,15 +165,15 @@ def labelled(tmp_path) -> Path:
     (["--batch-size", "0"], "--batch-size"),
 ])
 def test_eval_bad_option_values_are_one_line_errors(model, labelled, tmp_path, args, option):
-    code, message = _run(["eval", "--model", model, "--set", labelled, "--out", tmp_path / "ev", *args])
+    code, message = run_cli(["eval", "--model", model, "--set", labelled, "--out", tmp_path / "ev", *args])
     assert code == 2 and option in message
 
 
 def test_eval_names_cannot_escape_out(model, labelled, tmp_path):
     out = tmp_path / "a" / "b" / "ev"
-    code, message = _run(["eval", "--model", model, "--set", f"../../x={labelled}", "--out", out])
+    code, message = run_cli(["eval", "--model", model, "--set", f"../../x={labelled}", "--out", out])
     assert code == 2 and "plain file name" in message
-    code, message = _run(["eval", "--model", f"../m={model}", "--model", f"n={model}",
+    code, message = run_cli(["eval", "--model", f"../m={model}", "--model", f"n={model}",
                           "--set", labelled, "--out", out])
     assert code == 2 and "--model" in message
     assert not list(tmp_path.rglob("x.tsv")) and not (tmp_path / "a" / "m").exists()
@@ -197,15 +181,15 @@ def test_eval_names_cannot_escape_out(model, labelled, tmp_path):
 
 def test_eval_out_file_and_missing_manifest_are_one_line_errors(model, labelled, tmp_path):
     (tmp_path / "taken").write_text("")
-    code, message = _run(["eval", "--model", model, "--set", labelled, "--out", tmp_path / "taken"])
+    code, message = run_cli(["eval", "--model", model, "--set", labelled, "--out", tmp_path / "taken"])
     assert code == 2 and "taken" in message
-    code, message = _run(["eval", "--model", model, "--set", tmp_path / "missing.csv"])
+    code, message = run_cli(["eval", "--model", model, "--set", tmp_path / "missing.csv"])
     assert code == 2 and "missing.csv" in message
 
 
 def test_eval_short_clips_are_scored_and_max_seconds_limits(model, labelled, tmp_path):
     write_audio(labelled.parent / "clips" / "c0.wav", _noise(100))  # shorter than the receptive field
-    code, output = _run(["eval", "--model", model, "--set", labelled, "--out", tmp_path / "ev",
+    code, output = run_cli(["eval", "--model", model, "--set", labelled, "--out", tmp_path / "ev",
                          "--max-seconds", "0.01"])
     assert code == 0, output
     rows = list(csv.reader((tmp_path / "ev" / "scores" / "set.tsv").open(), delimiter="\t"))
@@ -227,7 +211,7 @@ def test_trust_remote_code_is_off_unless_asked_and_passed_down(model, clip, labe
     assert _detect(model, clip)[0] == 0
     assert _detect(model, clip, "--trust-remote-code")[0] == 0
     ev = ["eval", "--model", model, "--set", labelled, "--out", tmp_path / "ev"]
-    assert _run(ev)[0] == 0 and _run([*ev, "--trust-remote-code"])[0] == 0
+    assert run_cli(ev)[0] == 0 and run_cli([*ev, "--trust-remote-code"])[0] == 0
     assert seen == [False, True, False, True]
 
 
@@ -244,7 +228,7 @@ def reference(tmp_path) -> Path:
 
 
 def _drift(reference, incoming, *args) -> tuple[int, str]:
-    return _run(["drift", "--reference", reference, "--incoming", incoming, "--threshold", "1", *args])
+    return run_cli(["drift", "--reference", reference, "--incoming", incoming, "--threshold", "1", *args])
 
 
 @pytest.mark.parametrize("name, content, expected", [
@@ -297,5 +281,5 @@ def test_drift_reads_what_detect_writes(model, tmp_path, reference):
         assert _detect(model, tmp_path / "clips", "--format", fmt, "--out", out)[0] == 0
         code, output = _drift(reference, out, "--threshold", "100")
         assert code == 0 and '"n_incoming": 3' in output
-    help_text = " ".join(_run(["drift", "--help"])[1].split())
+    help_text = " ".join(run_cli(["drift", "--help"])[1].split())
     assert "rlspoof detect" in help_text and "CSV or JSON" in help_text

@@ -20,9 +20,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from typer.testing import CliRunner
+from cli_helpers import run_cli
 
-from rlspoof.cli import app
 from rlspoof.errors import RlspoofError
 from rlspoof.evaluation.calibration import ScoreCalibration
 from rlspoof.models import EncoderConfig, PolicyConfig, SpoofPolicy, build_policy
@@ -38,23 +37,10 @@ from rlspoof.models.policy import NonFiniteScoreError
 pytest.importorskip("onnxruntime", reason="pip install 'rlspoof[onnx]'")
 pytest.importorskip("onnxscript", reason="pip install 'rlspoof[onnx]'")
 
-runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 #: None of them is the trace length (1 s: 16000 samples); 300 is below both presets'
 #: receptive field (400 and 992 samples), so it must be repeat-padded as SpoofPolicy.score does.
 LENGTHS = (300, 1500, 7777, 23456, 40000)
-
-
-def _run(args: list) -> tuple[int, str]:
-    """Exit code and output as ``main()`` gives them: an ``RlspoofError`` is one line, exit 2."""
-    result = runner.invoke(app, [str(a) for a in args])
-    if isinstance(result.exception, RlspoofError):
-        message = str(result.exception)
-        assert "\n" not in message, message
-        return 2, message
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
 
 
 def _waves(lengths, seed: int = 0) -> list[np.ndarray]:
@@ -89,7 +75,7 @@ def exported(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("exported")
     folder = _lora_policy().save_pretrained(root / "policy")
     ScoreCalibration(weights=(0.5,), bias=-1.0, fit_prior=0.3).save(folder)
-    code, output = _run(["export", folder, "--format", "onnx", "--out", root / "onnx"])
+    code, output = run_cli(["export", folder, "--format", "onnx", "--out", root / "onnx"])
     assert code == 0, output
     return folder, root / "onnx"
 
@@ -182,7 +168,7 @@ def test_the_hf_export_keeps_the_calibration_too(tmp_path):
     torch.manual_seed(0)
     folder = build_policy(PolicyConfig(EncoderConfig(preset="tiny"))).save_pretrained(tmp_path / "policy")
     ScoreCalibration(weights=(2.0,), bias=0.5, fit_prior=0.2).save(folder)
-    code, output = _run(["export", folder, "--format", "hf", "--out", tmp_path / "hf"])
+    code, output = run_cli(["export", folder, "--format", "hf", "--out", tmp_path / "hf"])
     assert code == 0, output
     assert ScoreCalibration.load(tmp_path / "hf") == ScoreCalibration.load(folder)
 
@@ -212,7 +198,7 @@ def test_detect_with_the_onnx_graph_gives_the_policy_folder_results(exported, tm
     clips = _clips(tmp_path / "clips")
     results = {}
     for name, model in (("policy", folder), ("onnx", out / ONNX_NAME), ("onnx_folder", out)):
-        code, output = _run(["detect", "--model", model, clips, "--format", "json",
+        code, output = run_cli(["detect", "--model", model, clips, "--format", "json",
                              "--out", tmp_path / f"{name}.json", "--window", 2, "--hop", 1])
         assert code == 0, output
         results[name] = json.loads((tmp_path / f"{name}.json").read_text())
@@ -226,15 +212,15 @@ def test_detect_with_the_onnx_graph_gives_the_policy_folder_results(exported, tm
         np.testing.assert_allclose(got["window_scores"], expected["window_scores"], atol=1e-4)
         np.testing.assert_allclose([got["score"], got["llr"]], [expected["score"], expected["llr"]], atol=1e-4)
     assert max(len(r["window_scores"]) for r in onnx["results"]) == 7  # 7.5 s in 2 s windows, 1 s hop
-    code, output = _run(["detect", "--model", out / ONNX_NAME, clips / "one.wav", "--no-calibration"])
+    code, output = run_cli(["detect", "--model", out / ONNX_NAME, clips / "one.wav", "--no-calibration"])
     assert code == 0 and output.splitlines()[0].startswith("path,score,decision")
 
 
 def test_export_usage_errors_exit_2(exported, tmp_path):
     folder, out = exported
-    code, message = _run(["export", folder, "--format", "tflite", "--out", tmp_path / "x"])
+    code, message = run_cli(["export", folder, "--format", "tflite", "--out", tmp_path / "x"])
     assert code == 2 and "--format must be one of hf, onnx" in message
-    code, message = _run(["export", folder, "--format", "onnx", "--out", out])
+    code, message = run_cli(["export", folder, "--format", "onnx", "--out", out])
     assert code == 2 and "--overwrite" in message
     assert not (tmp_path / "x").exists()
 
@@ -245,20 +231,20 @@ def test_a_graph_without_a_valid_sidecar_is_a_clear_error(exported, tmp_path):
     lonely.mkdir()
     shutil.copy(out / ONNX_NAME, lonely / ONNX_NAME)
     clip = _clips(tmp_path / "clips") / "one.wav"
-    code, message = _run(["detect", "--model", lonely / ONNX_NAME, clip])
+    code, message = run_cli(["detect", "--model", lonely / ONNX_NAME, clip])
     assert code == 2 and str(lonely / SIDECAR_NAME) in message and "missing" in message
     (lonely / SIDECAR_NAME).write_text("{not json")
-    code, message = _run(["detect", "--model", lonely / ONNX_NAME, clip])
+    code, message = run_cli(["detect", "--model", lonely / ONNX_NAME, clip])
     assert code == 2 and "not valid JSON" in message
     info = json.loads((out / SIDECAR_NAME).read_text())
     (lonely / SIDECAR_NAME).write_text(json.dumps({**info, "labels": ["spoof", "bonafide"], "min_samples": 0}))
-    code, message = _run(["detect", "--model", lonely / ONNX_NAME, clip])
+    code, message = run_cli(["detect", "--model", lonely / ONNX_NAME, clip])
     assert code == 2 and "labels must be" in message and "min_samples must be a positive integer" in message
-    code, message = _run(["detect", "--model", tmp_path / "nothing.onnx", clip])
+    code, message = run_cli(["detect", "--model", tmp_path / "nothing.onnx", clip])
     assert code == 2 and "no such ONNX file" in message
     (lonely / SIDECAR_NAME).write_text(json.dumps(info))
     (lonely / ONNX_NAME).write_bytes(b"not a graph")
-    code, message = _run(["detect", "--model", lonely / ONNX_NAME, clip])
+    code, message = run_cli(["detect", "--model", lonely / ONNX_NAME, clip])
     assert code == 2 and "onnxruntime cannot load it" in message
 
 
