@@ -73,6 +73,9 @@ class LogSpecConv2d(nn.Module):
         self._requires_grad = True  # what transformers' feature encoders carry (see apply_freeze)
         #: Samples of each row that are audio, not batch padding (set by :func:`valid_samples`).
         self.valid_samples: torch.Tensor | None = None
+        #: Precision of the spectrogram. float32 in torch, whose FFT is accurate enough; an ONNX
+        #: export sets float64 (see ``onnx_export.export_onnx``).
+        self.stft_dtype = torch.float32
 
     def _freeze_parameters(self) -> None:
         """transformers' ``freeze_feature_encoder`` calls this."""
@@ -94,8 +97,8 @@ class LogSpecConv2d(nn.Module):
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
         # Computed here rather than kept as a buffer: a buffer would be created on the meta
         # device when transformers builds the model empty and never receive a value.
-        window = torch.hann_window(self.WINDOW, device=input_values.device, dtype=torch.float32)
-        power = torch.stft(input_values.float(), self.N_FFT, self.HOP, self.WINDOW, window,
+        window = torch.hann_window(self.WINDOW, device=input_values.device, dtype=self.stft_dtype)
+        power = torch.stft(input_values.to(self.stft_dtype), self.N_FFT, self.HOP, self.WINDOW, window,
                            center=False, return_complex=True).abs().pow(2)
         spec = self.compress(power)  # (B, F, T)
         # Batch padding must not change a clip's score: the 3x3 convolutions and the pools
