@@ -15,6 +15,7 @@ from rlspoof.evaluation.probe import linear_probe
 from rlspoof.trainers.pretrain import (
     PretrainCollator,
     build_pretraining_model,
+    codebook_collapsed,
     pretrain,
     pretraining_manifest,
 )
@@ -138,6 +139,32 @@ def test_a_pretraining_run_whose_loss_turns_nan_stops_at_once(tiny_corpus, tmp_p
     assert not (tmp_path / "run" / "encoder").exists()
 
 
+def test_codebook_collapse_is_one_code_per_codebook_and_no_contrastive_loss():
+    assert codebook_collapsed(2.0, num_groups=2, contrastive_loss=0.0)
+    assert not codebook_collapsed(2.0, num_groups=2, contrastive_loss=0.3)  # still learning
+    assert not codebook_collapsed(2.6, num_groups=2, contrastive_loss=0.0)  # some frames differ
+
+
+def test_a_run_whose_codebooks_collapse_records_the_step(tiny_corpus, tmp_path, monkeypatch):
+    """A collapsed quantiser trains on without gradient; the log must say so (the CLI warns)."""
+    import rlspoof.trainers.pretrain as module
+
+    build = module.build_pretraining_model
+
+    def collapsed(cfg):  # every frame picks code 0 of each codebook
+        model = build(cfg)
+        with torch.no_grad():
+            model.quantizer.weight_proj.weight.zero_()
+            model.quantizer.weight_proj.bias.view(cfg.num_codevector_groups, -1)[:, 0] = 50.0
+        return model
+
+    monkeypatch.setattr(module, "build_pretraining_model", collapsed)
+    folder, _ = tiny_corpus
+    data = PretrainDataArguments(train_manifest=str(folder / "manifest.csv"), split="train", crop_seconds=1.0)
+    pretrain(_cfg(tmp_path, max_steps=3, per_device_train_batch_size=4), data)
+    assert json.loads((tmp_path / "run" / "pretrain_log.json").read_text())["codebook_collapsed_at_step"] == 1
+
+
 @pytest.mark.slow
 def test_pretrain_lowers_contrastive_loss_and_saves_a_loadable_encoder(tiny_corpus, tmp_path):
     folder, _ = tiny_corpus
@@ -160,6 +187,7 @@ def test_pretrain_lowers_contrastive_loss_and_saves_a_loadable_encoder(tiny_corp
     assert np.mean(contrastive[-5:]) < np.mean(contrastive[:5])
     # ... by learning, not by codebook collapse (identical negatives are masked out of the loss)
     assert np.mean([c["codevector_perplexity"] for c in curve[-5:]]) > 8
+    assert log["codebook_collapsed_at_step"] is None
     assert (tmp_path / "run" / "recipe.resolved.yaml").is_file()
 
     assert (encoder_dir / "model.safetensors").is_file()

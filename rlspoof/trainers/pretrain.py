@@ -148,6 +148,18 @@ class GumbelTemperatureCallback(TrainerCallback):
         self._set(model, state.global_step)
 
 
+def codebook_collapsed(perplexity: float, num_groups: int, contrastive_loss: float) -> bool:
+    """Every frame quantised to the same code of each codebook (perplexity = the number of
+    codebooks): every distractor then equals its target, transformers masks them all, the
+    contrastive loss is exactly 0 and no gradient flows, so the run cannot recover. Seen on
+    the demo's tiny-logspec encoder at diversity_loss_weight 0.1 (step ~30 of 750)."""
+    return contrastive_loss == 0.0 and perplexity <= num_groups + 1e-3
+
+
+COLLAPSE_ADVICE = ("the rest of the run learns nothing; raise diversity_loss_weight (0.5 kept the demo's "
+                   "tiny-logspec encoder from collapsing) or lower learning_rate")
+
+
 class PretrainTrainer(Trainer):
     """``Trainer`` for ``Wav2Vec2ForPreTraining``: the method is ``compute_loss`` (TRL style).
 
@@ -164,6 +176,8 @@ class PretrainTrainer(Trainer):
         super().__init__(model=model, args=args, train_dataset=train_dataset, **kwargs)
         self.model_accepts_loss_kwargs = False  # loss normalised here; let Trainer divide by GA
         self._metrics: dict[str, list[float]] = defaultdict(list)
+        #: First step at which the codebooks had collapsed (``codebook_collapsed``), or None.
+        self.collapsed_at_step: int | None = None
         self.add_callback(GumbelTemperatureCallback(args))
         if isinstance(train_dataset, SpoofDataset):
             self.add_callback(FreshCropsEachEpoch(train_dataset))
@@ -189,6 +203,10 @@ class PretrainTrainer(Trainer):
             record["codevector_perplexity"].append(float(outputs.codevector_perplexity.detach()))
             record["percent_masked"].append(float(n_masked) / max(float(n_frames), 1.0))
             record["gumbel_temperature"].append(float(extract_model_from_parallel(model).quantizer.temperature))
+            if self.collapsed_at_step is None and codebook_collapsed(
+                    record["codevector_perplexity"][-1], self.args.num_codevector_groups,
+                    record["contrastive_loss"][-1]):
+                self.collapsed_at_step = self.state.global_step + 1
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -285,6 +303,7 @@ def pretrain(cfg: PretrainConfig, data_args: PretrainDataArguments) -> Path:
             "n_utterances": len(manifest),
             "global_steps": trainer.state.global_step,
             "train_runtime_s": round(result.metrics.get("train_runtime", math.nan), 2),
+            "codebook_collapsed_at_step": trainer.collapsed_at_step,
             "seed": cfg.seed,
             **run_facts(),
             "curve": _curve(trainer.state.log_history),
@@ -294,10 +313,12 @@ def pretrain(cfg: PretrainConfig, data_args: PretrainDataArguments) -> Path:
 
 
 __all__ = [
+    "COLLAPSE_ADVICE",
     "GumbelTemperatureCallback",
     "PretrainCollator",
     "PretrainTrainer",
     "build_pretraining_model",
+    "codebook_collapsed",
     "pretrain",
     "pretraining_config",
     "pretraining_manifest",
