@@ -30,7 +30,7 @@ from rlspoof.data.manifest import read_manifest
 from rlspoof.evaluation.scoring import score_manifest
 from rlspoof.metrics.report import score_metrics
 from rlspoof.models import SpoofPolicy
-from rlspoof.models.frontends import LogSpecConv2d
+from rlspoof.models.frontends import set_spectrogram_dtype
 from rlspoof.models.onnx_export import OnnxDetector, export_onnx
 from rlspoof.provenance import emit_report, run_facts
 
@@ -44,14 +44,11 @@ def timed_scores(scorer, manifest, name: str, batch_size: int) -> tuple[object, 
 @contextmanager
 def float64_spectrogram(policy) -> Iterator[None]:
     """The policy's log-spectrogram in float64, as the exported graph computes it."""
-    front_ends = [m for m in policy.modules() if isinstance(m, LogSpecConv2d)]
-    for module in front_ends:
-        module.stft_dtype = torch.float64
+    set_spectrogram_dtype(policy, torch.float64)
     try:
         yield
     finally:
-        for module in front_ends:
-            module.stft_dtype = torch.float32
+        set_spectrogram_dtype(policy, torch.float32)
 
 
 def score_gaps(a, b) -> dict:

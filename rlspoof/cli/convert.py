@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from rlspoof.cli.console import console
-from rlspoof.errors import RlspoofError
+from rlspoof.cli.evaluate import check_out_folder
 
 convert_app = typer.Typer(help="Convert checkpoints of other toolkits into folders rlspoof loads.",
                           no_args_is_help=True)
@@ -27,8 +27,7 @@ def fairseq(
     """
     from rlspoof.models.fairseq import convert_fairseq
 
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
-        raise RlspoofError(f"--out {out} exists and is not an empty folder; pass --overwrite to write into it")
+    check_out_folder(out, overwrite)
     result = convert_fairseq(checkpoint, out)
     cfg = result.config
     console.print(f"wrote {out}: {result.family} encoder, {cfg.num_hidden_layers} layers, hidden "

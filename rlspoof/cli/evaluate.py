@@ -51,6 +51,14 @@ def check_out_file(out: Path, inputs: list[Path], overwrite: bool) -> None:
         raise RlspoofError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
 
 
+
+def check_out_folder(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` folder that holds something (or is a file) unless ``overwrite``: an
+    export or a conversion writes into it and would mix with, or replace, what is there."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
+        raise RlspoofError(f"--out {out} exists and is not an empty folder; pass --overwrite to write into it")
+
+
 def evaluate(
     models: list[str] = typer.Option(..., "--model", help="Policy folder, or NAME=FOLDER (repeatable: "
                                                          "several models give a side-by-side table)."),

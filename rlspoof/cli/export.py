@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from rlspoof.cli.console import console
-from rlspoof.cli.evaluate import TRUST_REMOTE_CODE_HELP
+from rlspoof.cli.evaluate import TRUST_REMOTE_CODE_HELP, check_out_folder
 from rlspoof.errors import RlspoofError
 
 FORMATS = ("hf", "onnx")
@@ -33,8 +33,7 @@ def export(
 
     if output_format not in FORMATS:
         raise RlspoofError(f"--format must be one of {', '.join(FORMATS)}, got {output_format!r}")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
-        raise RlspoofError(f"--out {out} exists and is not an empty folder; pass --overwrite to write into it")
+    check_out_folder(out, overwrite)
     policy = SpoofPolicy.from_pretrained(model, trust_remote_code=trust_remote_code)
     calibration = ScoreCalibration.load(model)  # read first: a bad one fails before any writing
     if output_format == "hf":

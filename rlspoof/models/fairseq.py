@@ -220,6 +220,10 @@ def hf_config(family: str, model: Any, where: Path) -> PretrainedConfig:
     )
 
 
+def _listed(keys: list[str], most: int = 12) -> str:
+    return ", ".join(keys[:most]) + (", ..." if len(keys) > most else "")
+
+
 def map_keys(state: dict[str, torch.Tensor], where: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
     """fairseq keys -> transformers keys (weight-norm names still ``weight_g``/``weight_v``), and
     the dropped head keys. A key neither mapped nor a known head is an error listing them all."""
@@ -237,7 +241,7 @@ def map_keys(state: dict[str, torch.Tensor], where: Path) -> tuple[dict[str, tor
             unknown.append(key)
     if unknown:
         raise RlspoofError(f"{where}: {len(unknown)} weights rlspoof does not know where to put: "
-                           f"{', '.join(sorted(unknown)[:12])}{', ...' if len(unknown) > 12 else ''}")
+                           f"{_listed(sorted(unknown))}")
     return mapped, dropped
 
 
@@ -257,7 +261,7 @@ def load_mapped(model: PreTrainedModel, mapped: dict[str, torch.Tensor], where: 
     extra = sorted(set(renamed) - set(expected))
     shapes = sorted(f"{k} {tuple(renamed[k].shape)} vs {tuple(v.shape)}"
                     for k, v in expected.items() if k in renamed and renamed[k].shape != v.shape)
-    problems = [f"{label}: {', '.join(items[:12])}{', ...' if len(items) > 12 else ''}"
+    problems = [f"{label}: {_listed(items)}"
                 for label, items in (("missing from the checkpoint", missing),
                                      ("not in the transformers model", extra),
                                      ("with another shape than its config says", shapes)) if items]

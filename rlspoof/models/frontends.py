@@ -122,6 +122,13 @@ class LogSpecConv2d(nn.Module):
         return torch.cat([maps.mean(2), maps.amax(2)], dim=1)
 
 
+def set_spectrogram_dtype(model: nn.Module, dtype: torch.dtype) -> None:
+    """The STFT precision of every log-spectrogram front end in ``model`` (``stft_dtype``)."""
+    for module in model.modules():
+        if isinstance(module, LogSpecConv2d):
+            module.stft_dtype = dtype
+
+
 def normalize_waveforms(input_values: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
     """Each clip to zero mean and unit variance over its own samples, padding left at zero:
     what transformers' ``Wav2Vec2FeatureExtractor(do_normalize=True)`` does before a model

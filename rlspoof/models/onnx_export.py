@@ -35,10 +35,11 @@ import torch
 from torch import nn
 
 from rlspoof import __version__
-from rlspoof.data.manifest import LABEL2ID, LABELS
+from rlspoof.data.manifest import LABELS
 from rlspoof.errors import RlspoofError
-from rlspoof.models.frontends import LogSpecConv2d
+from rlspoof.models.frontends import set_spectrogram_dtype
 from rlspoof.models.inference import check_finite_scores, scoring_inputs
+from rlspoof.models.policy import SpoofPolicy
 
 __all__ = ["ONNX_NAME", "SIDECAR_NAME", "OnnxDetector", "export_onnx", "onnx_graph", "read_sidecar"]
 
@@ -99,9 +100,7 @@ def export_onnx(policy: nn.Module, out_dir: str | Path) -> Path:
     # demo's trained detector. In float64 the graph matches the policy with a float64
     # spectrogram within 7e-6, and the float32 policy within its own rounding (up to 1.1e-3;
     # benchmarks/onnx_parity.py). Training keeps float32: the demo's results stay as measured.
-    for module in graph.modules():
-        if isinstance(module, LogSpecConv2d):
-            module.stft_dtype = torch.float64
+    set_spectrogram_dtype(graph, torch.float64)
     min_samples = int(policy.min_samples)
     trace_samples = max(int(policy.sample_rate), 2 * min_samples)  # any length: the axis stays dynamic
     example = (0.1 * torch.randn(2, trace_samples, generator=torch.Generator().manual_seed(0)),)
@@ -284,5 +283,5 @@ class OnnxDetector:
             for start in range(0, len(same_length), batch_size):
                 idx = same_length[start:start + batch_size]
                 logits = self.logits(np.stack([waves[i] for i in idx])).astype(np.float64)
-                out[idx] = logits[:, LABEL2ID["bonafide"]] - logits[:, LABEL2ID["spoof"]]
+                out[idx] = SpoofPolicy.logits_to_scores(logits)
         return check_finite_scores(out, waves, names)
